@@ -1,0 +1,31 @@
+# GAN compression x mutual-information add-ons: the benchmark DAG.
+#   snakemake --cores all                       # every table of config/config.yaml (embedded suite)
+#   snakemake --cores all results/table4.csv    # one table
+#   snakemake --cores all --configfile config/smoke.yaml   # CI-sized run of the same DAG
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+# ---- load rules -------------------------------------------------------------------------------------
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/evalnets.smk"
+include: "workflow/rules/teachers.smk"
+include: "workflow/rules/compress.smk"
+include: "workflow/rules/tables.smk"
+
+
+# ---- targets ----------------------------------------------------------------------------------------
+rule all:
+    default_target: True
+    input:
+        expand("results/table{n}.csv", n=config.get("tables", [1, 2, 4, 5])),
+
+
+onsuccess:
+    print(all_done_message())

@@ -1,0 +1,207 @@
+"""OMGD: Online Multi-Granularity Distillation (Ren et al., ICCV 2021), as in bytedance/OMGD.
+
+Paired (pix2pix) tasks: a wide teacher (student architecture, 4x width) and a deep teacher (student
+width, extra residual bottlenecks) are trained *online* from scratch with the GAN loss + L1 x lambda_rec
+to the ground truth, against one discriminator whose first ``n_share`` blocks both share; they are
+updated every ``n_dis`` student iterations. Unpaired (CycleGAN) tasks: one teacher (a trained CycleGAN,
+``teachers.omgd``) with periodic student phases: after every teacher snapshot the best snapshot so far
+(by the val-split metric) teaches the student for ``n_dis x snapshot_every`` iterations.
+
+Student loss, per teacher output T (detached), summed over the teachers::
+
+    l_ssim (1 - SSIM(S, T)) + l_style sum_k |Gram(P_k(S)) - Gram(P_k(T))|_1 + l_feature |P_2(S) - P_2(T)|_1
+    + l_tv TV(S)  (a sum)
+    + l_cd sum_k MSE(mean_hw(adapter_k(F_k^S)), mean_hw(F_k^T))      (wide teacher; channel distillation)
+    + addon.loss(positive, S, idx)                                   (none / VID / CRD / VEM)
+
+P is the perceptual network (the VGG16 role), F_k four intermediate generator maps, adapter_k a 1x1
+conv + BN + ReLU from student to teacher width (trained with the student). The student has no GAN and
+no ground-truth loss. Nothing in this module is specific to an add-on: they enter through the
+``vem.mi`` protocol only.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vem.config import addon_kwargs
+from vem.losses import gan_loss, ssim, style_loss, tv_loss
+from vem.mi import build_addon
+from vem.models import MultiNLayerDiscriminator, PerceptualNet, build_generator
+from vem.teachers import generator_kwargs, load_generator
+from vem.train import TaskData, ValScorer, check_finite, linear_decay
+from vem.utils import load_checkpoint, progress, seed_all
+
+
+def _adapter(c_in: int, c_out: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+def _feature_channels(gen: nn.Module, in_nc: int, size: int) -> list[int]:
+    was = gen.training
+    gen.eval()
+    with torch.no_grad():
+        _, feats = gen.forward_features(torch.zeros(1, in_nc, size, size))
+    gen.train(was)
+    return [f.shape[1] for f in feats]
+
+
+class OMGD:
+    name = "omgd"
+
+    def __init__(self, cfg: dict, data: TaskData, addon: str, seed: int, perceptual_path, evalnet_path,
+                 teacher_path=None, lambda_mi: float | None = None):
+        seed_all(seed)
+        self.cfg, self.o, self.data, self.spec, self.seed = cfg, cfg["omgd"], data, data.spec, seed
+        spec, o = self.spec, self.o
+        base = cfg["teachers"]["original"] if spec.kind == "paired" else cfg["teachers"]["omgd"]
+        self.student_kwargs = generator_kwargs(base, spec, ngf=o["student_ngf"])
+        self.student = build_generator(**self.student_kwargs)
+        ck = load_checkpoint(perceptual_path)
+        self.perceptual = PerceptualNet(**ck["kwargs"])
+        self.perceptual.load_state_dict(ck["state_dict"])
+        self.perceptual.eval().requires_grad_(False)
+        self.scorer = ValScorer(data, evalnet_path)
+        if spec.kind == "paired":
+            self.wide = build_generator(**generator_kwargs(base, spec, ngf=o["wide_ngf"]))
+            self.deep = build_generator(**generator_kwargs(base, spec, ngf=o["deep_ngf"], arch="unet_deepest"))
+            self.D = MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"], o["n_layers_d"],
+                                              "batch", o["n_share"], n_heads=2)
+            teachers = list(self.wide.parameters()) + list(self.deep.parameters())
+            self.opt_t = torch.optim.Adam(teachers, lr=o["lr"], betas=(0.5, 0.999))
+            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o["lr"], betas=(0.5, 0.999))
+            self.total = o["iters"]
+        else:
+            if teacher_path is None:
+                raise ValueError("OMGD on an unpaired task needs the trained CycleGAN teacher (teachers.omgd)")
+            self.teacher_ck = load_checkpoint(teacher_path)
+            self.wide = load_generator(self.teacher_ck)
+            self.wide.eval().requires_grad_(False)
+            self.deep = None
+            snaps = self.teacher_ck["snapshots"]
+            self.total = len(snaps) * o["n_dis"] * cfg["teachers"]["omgd"]["snapshot_every"]
+        t_ch = _feature_channels(self.wide, spec.in_channels, spec.size)
+        s_ch = _feature_channels(self.student, spec.in_channels, spec.size)
+        self.adapters = nn.ModuleList([_adapter(a, b) for a, b in zip(s_ch, t_ch)])
+        n_data = data.n("train", "A")
+        self.addon_name = addon
+        self.addon = build_addon(addon, channels=spec.out_channels, t_channels=spec.out_channels,
+                                 image_size=spec.size, n_data=n_data, **addon_kwargs(cfg, addon, lambda_mi))
+        params = list(self.student.parameters()) + list(self.adapters.parameters())
+        self.opt_s = torch.optim.Adam(params + self.addon.student_parameters(), lr=o["lr"], betas=(0.5, 0.999))
+        self.sched_s = linear_decay(self.opt_s, self.total, o["decay_from"])
+        if spec.kind == "paired":
+            self.scheds_t = [linear_decay(opt, self.total, o["decay_from"]) for opt in (self.opt_t, self.opt_d)]
+        self.gen = torch.Generator().manual_seed(seed)
+
+    # ----------------------------------------------------------------------------------------------
+    def _distill(self, s, s_feats, t_outs, t_feats):
+        o = self.o
+        ps = self.perceptual.taps(s)
+        loss = s.new_zeros(())
+        for t in t_outs:
+            pt = self.perceptual.taps(t)
+            loss = loss + o["lambda_ssim"] * (1 - ssim(s, t)) + o["lambda_style"] * style_loss(ps, pt)
+            loss = loss + o["lambda_feature"] * F.l1_loss(ps[1], pt[1].detach()) + o["lambda_tv"] * tv_loss(s)
+        if o["lambda_cd"] > 0:
+            cd = sum(F.mse_loss(ad(fs).mean((2, 3)), ft.detach().mean((2, 3)))
+                     for ad, fs, ft in zip(self.adapters, s_feats, t_feats))
+            loss = loss + o["lambda_cd"] * cd
+        return loss
+
+    def _student_step(self, it, a, idx, t_outs, t_feats, positive):
+        s, s_feats = self.student.forward_features(a)
+        stats = self.addon.fit_step(positive, s.detach(), idx)
+        loss = self._distill(s, s_feats, t_outs, t_feats)
+        mi = self.addon.loss(positive, s, idx)
+        total = loss + mi
+        check_finite(total, "student loss", it)
+        self.opt_s.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_s.step()
+        self.sched_s.step()
+        stats.update(distill_loss=loss.item(), mi_loss=float(mi.detach()))
+        return stats
+
+    def _teacher_step(self, it, a, b):
+        o = self.o
+        fake_w, feats_w = self.wide.forward_features(a)
+        fake_d = self.deep(a)
+        loss_d = sum(0.5 * (gan_loss(self.D(torch.cat([a, f.detach()], 1), h), False, "hinge")
+                            + gan_loss(self.D(torch.cat([a, b], 1), h), True, "hinge"))
+                     for h, f in enumerate((fake_w, fake_d)))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        self.D.requires_grad_(False)
+        rec = self.cfg["teachers"]["original"]["lambda_rec"]
+        loss_t = sum(gan_loss(self.D(torch.cat([a, f], 1), h), True, "hinge", for_discriminator=False)
+                     + rec * F.l1_loss(f, b) for h, f in enumerate((fake_w, fake_d)))
+        check_finite(loss_t, "online teacher loss", it)
+        self.opt_t.zero_grad(set_to_none=True)
+        loss_t.backward()
+        self.opt_t.step()
+        self.D.requires_grad_(True)
+        return fake_w.detach(), fake_d.detach(), [f.detach() for f in feats_w]
+
+    # ----------------------------------------------------------------------------------------------
+    def run(self) -> tuple[dict, list]:
+        curve, agg, t0 = [], {}, time.time()
+        every = self.o["eval_every"]
+
+        def log_point(it):
+            row = {"iter": it, "val": self.scorer(self.student), "seconds": time.time() - t0}
+            row.update({k: v / n for k, (v, n) in agg.items()})
+            curve.append(row)
+            agg.clear()
+
+        def accumulate(stats):
+            for k, v in stats.items():
+                s, n = agg.get(k, (0.0, 0))
+                agg[k] = (s + float(v), n + 1)
+
+        desc = f"OMGD+{self.addon_name} {self.spec.id} seed {self.seed}"
+        if self.spec.kind == "paired":
+            xa, xb = self.data.tensor("train", "A"), self.data.tensor("train", "B")
+            for it in progress(range(1, self.total + 1), desc):
+                idx = self.data.batch_indices(self.gen, self.o["batch"])
+                a, b = xa[idx], xb[idx]
+                if (it - 1) % self.o["n_dis"] == 0:
+                    t_w, t_d, f_w = self._teacher_step(it, a, b)
+                    for s in self.scheds_t:
+                        s.step()
+                else:
+                    with torch.no_grad():
+                        t_w, f_w = self.wide.forward_features(a)
+                        t_d = self.deep(a)
+                positive = b if self.cfg["addon"]["positive"] == "gt" else t_w
+                accumulate(self._student_step(it, a, idx, [t_w, t_d], f_w, positive))
+                if it % every == 0 or it == self.total:
+                    log_point(it)
+        else:
+            xa = self.data.tensor("train", "A")
+            per_phase = self.o["n_dis"] * self.cfg["teachers"]["omgd"]["snapshot_every"]
+            snaps, best, it = self.teacher_ck["snapshots"], None, 0
+            bar = progress(range(self.total), desc)
+            for snap in snaps:
+                if best is None or self.scorer.better(snap["val"], best["val"]):
+                    best = snap
+                self.wide.load_state_dict(best["state_dict"])
+                for _ in range(per_phase):
+                    it += 1
+                    idx = self.data.batch_indices(self.gen, self.o["batch"])
+                    a = xa[idx]
+                    with torch.no_grad():
+                        t_out, t_feats = self.wide.forward_features(a)
+                    accumulate(self._student_step(it, a, idx, [t_out], t_feats, t_out))
+                    bar.update(1)
+                    if it % every == 0 or it == self.total:
+                        log_point(it)
+            bar.close()
+        ck = {"generator": self.student_kwargs, "state_dict": self.student.state_dict(),
+              "addon": self.addon_name, "iters": self.total}
+        return ck, curve

@@ -1,0 +1,242 @@
+"""Generators of pix2pix / CycleGAN / OMGD, written once for every scale.
+
+``unet`` with ``num_downs=8`` and 256^2 inputs is pix2pix's ``unet_256``; with ``num_downs=5`` and 32^2
+inputs it is the embedded suite's U-Net. ``resnet`` with 9 blocks is ``resnet_9blocks``; ``mobile_resnet``
+(depthwise-separable residual blocks) is GAN-Compression/OMGD's ``mobile_resnet_9blocks``.
+
+Every generator has ``forward_features(x) -> (y, [f1, f2, f3, f4])``: four intermediate maps used by
+feature distillation (OMGD's channel distillation, GAN-Compression's mapping layers).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+
+def norm_layer(kind: str):
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if kind == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "none":
+        return lambda c: nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose batch, instance or none")
+
+
+# --------------------------------------------------------------------------------------------------
+# U-Net
+
+
+class UnetLevel(nn.Module):
+    """One level of the pix2pix U-Net: down conv, the inner levels, up conv; output = cat(x, up)."""
+
+    def __init__(self, outer_nc, inner_nc, in_nc=None, inner=None, outermost=False, innermost=False,
+                 norm="batch", dropout=False, extra_down=None, extra_up=None):
+        super().__init__()
+        self.outermost = outermost
+        in_nc = outer_nc if in_nc is None else in_nc
+        nl = norm_layer(norm)
+        use_bias = norm != "batch"
+        downconv = nn.Conv2d(in_nc, inner_nc, 4, 2, 1, bias=use_bias)
+        if outermost:
+            down = [downconv]
+            up = [nn.ReLU(), nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, 2, 1), nn.Tanh()]
+        elif innermost:
+            down = [downconv]
+            up = [nn.ReLU(), nn.ConvTranspose2d(inner_nc, outer_nc, 4, 2, 1, bias=use_bias), nl(outer_nc)]
+        else:
+            down = [downconv, nl(inner_nc)]
+            up = [nn.ReLU(), nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, 2, 1, bias=use_bias),
+                  nl(outer_nc)]
+            if dropout:
+                up.append(nn.Dropout(0.5))
+        if extra_down is not None:
+            down.append(extra_down)
+        if extra_up is not None:
+            up.append(extra_up)
+        self.down = nn.Sequential(*down)
+        self.inner = inner
+        self.up = nn.Sequential(*up)
+
+    def forward(self, x, feats=None):
+        if not self.outermost:
+            # pix2pix applies an in-place LeakyReLU here, so the skip connection carries the activated x
+            x = nn.functional.leaky_relu(x, 0.2)
+        h = self.down(x)
+        if self.inner is not None:
+            h = self.inner(h, feats)
+        y = self.up(h)
+        if feats is not None and not self.outermost:
+            feats.append(y)
+        return y if self.outermost else torch.cat([x, y], 1)
+
+
+class Bottleneck(nn.Module):
+    """Residual bottleneck (1x1 expand x4 -> 3x3 -> 1x1) used to deepen OMGD's deep teacher."""
+
+    def __init__(self, c, norm="batch", expand=4):
+        super().__init__()
+        nl = norm_layer(norm)
+        e = c * expand
+        self.body = nn.Sequential(nn.Conv2d(c, e, 1, bias=False), nl(e), nn.ReLU(True),
+                                  nn.Conv2d(e, e, 3, 1, 1, bias=False), nl(e), nn.ReLU(True),
+                                  nn.Conv2d(e, c, 1, bias=False), nl(c))
+
+    def forward(self, x):
+        return torch.relu(x + self.body(x))
+
+
+class UnetGenerator(nn.Module):
+    def __init__(self, in_nc=3, out_nc=3, ngf=64, num_downs=8, norm="batch", dropout=False, deep=0):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"U-Net num_downs must be >= 5, got {num_downs}")
+
+        def extra(c):
+            return nn.Sequential(*[Bottleneck(c, norm) for _ in range(deep)]) if deep else None
+
+        level = UnetLevel(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        for _ in range(num_downs - 5):
+            level = UnetLevel(ngf * 8, ngf * 8, inner=level, norm=norm, dropout=dropout,
+                              extra_down=extra(ngf * 8), extra_up=extra(ngf * 8))
+        for mult in (4, 2, 1):
+            level = UnetLevel(ngf * mult, ngf * mult * 2, inner=level, norm=norm,
+                              extra_down=extra(ngf * mult * 2), extra_up=extra(ngf * mult))
+        self.model = UnetLevel(out_nc, ngf, in_nc=in_nc, inner=level, outermost=True, norm=norm,
+                               extra_down=extra(ngf))
+        self.num_downs = num_downs
+
+    def forward(self, x):
+        return self.model(x)
+
+    def forward_features(self, x):
+        feats: list[torch.Tensor] = []
+        y = self.model(x, feats)
+        # feats are appended innermost-first; keep the four outermost decoder maps (coarse -> fine)
+        return y, feats[-4:]
+
+
+# --------------------------------------------------------------------------------------------------
+# ResNet generators
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim, norm="instance", dropout=False):
+        super().__init__()
+        nl = norm_layer(norm)
+        use_bias = norm != "batch"
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), nl(dim), nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), nl(dim)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class SeparableConv2d(nn.Sequential):
+    def __init__(self, c_in, c_out, k, norm, use_bias, scale=1):
+        nl = norm_layer(norm)
+        super().__init__(nn.Conv2d(c_in, c_in * scale, k, groups=c_in, bias=use_bias), nl(c_in * scale),
+                         nn.Conv2d(c_in * scale, c_out, 1, bias=use_bias))
+
+
+class MobileResnetBlock(nn.Module):
+    def __init__(self, dim, norm="instance", dropout=False):
+        super().__init__()
+        nl = norm_layer(norm)
+        use_bias = norm != "batch"
+        layers = [nn.ReflectionPad2d(1), SeparableConv2d(dim, dim, 3, norm, use_bias), nl(dim), nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), SeparableConv2d(dim, dim, 3, norm, use_bias), nl(dim)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """pix2pix/CycleGAN ResNet generator; ``mobile=True`` uses separable residual blocks; ``deep > 0``
+    adds that many extra residual blocks after each downsampling (OMGD's deeper teacher)."""
+
+    def __init__(self, in_nc=3, out_nc=3, ngf=64, n_blocks=9, norm="instance", dropout=False,
+                 mobile=False, n_down=2, deep=0):
+        super().__init__()
+        if n_blocks < 1:
+            raise ValueError(f"ResNet generator n_blocks must be >= 1, got {n_blocks}")
+        nl = norm_layer(norm)
+        use_bias = norm != "batch"
+        block = MobileResnetBlock if mobile else ResnetBlock
+        stem = [nn.ReflectionPad2d(3), nn.Conv2d(in_nc, ngf, 7, bias=use_bias), nl(ngf), nn.ReLU(True)]
+        for i in range(n_down):
+            c = ngf * 2**i
+            stem += [nn.Conv2d(c, c * 2, 3, 2, 1, bias=use_bias), nl(c * 2), nn.ReLU(True)]
+            stem += [block(c * 2, norm, dropout) for _ in range(deep)]
+        self.stem = nn.Sequential(*stem)
+        dim = ngf * 2**n_down
+        self.blocks = nn.ModuleList([block(dim, norm, dropout) for _ in range(n_blocks)])
+        head = []
+        for i in range(n_down):
+            c = ngf * 2 ** (n_down - i)
+            head += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=use_bias), nl(c // 2),
+                     nn.ReLU(True)]
+        head += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_nc, 7), nn.Tanh()]
+        self.head = nn.Sequential(*head)
+        k = max(1, n_blocks // 3)
+        self._taps = {k - 1, 2 * k - 1, n_blocks - 1}
+
+    def forward(self, x):
+        h = self.stem(x)
+        for b in self.blocks:
+            h = b(h)
+        return self.head(h)
+
+    def forward_features(self, x):
+        h = self.stem(x)
+        feats = [h]
+        for i, b in enumerate(self.blocks):
+            h = b(h)
+            if i in self._taps:
+                feats.append(h)
+        return self.head(h), feats[:4]
+
+
+# --------------------------------------------------------------------------------------------------
+# registry
+
+
+def build_generator(arch: str, in_nc: int = 3, out_nc: int = 3, ngf: int = 64, norm: str | None = None,
+                    num_downs: int = 8, n_blocks: int = 9, dropout: bool = False) -> nn.Module:
+    """``arch`` in: unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet.
+
+    Paper names map to: unet_256 = unet(num_downs=8), unet_deepest_256 = unet_deepest(num_downs=8),
+    resnet_9blocks = resnet(n_blocks=9), mobile_resnet_9blocks = mobile_resnet(n_blocks=9).
+    """
+    if ngf < 1:
+        raise ValueError(f"ngf must be >= 1, got {ngf}")
+    if arch in ("unet", "unet_256"):
+        return UnetGenerator(in_nc, out_nc, ngf, num_downs, norm or "batch", dropout)
+    if arch in ("unet_deepest", "unet_deepest_256"):
+        return UnetGenerator(in_nc, out_nc, ngf, num_downs, norm or "batch", dropout, deep=2)
+    if arch in ("resnet", "resnet_9blocks"):
+        return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm or "instance", dropout)
+    if arch in ("mobile_resnet", "mobile_resnet_9blocks"):
+        return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm or "instance", dropout, mobile=True)
+    if arch == "mobile_deepest_resnet":
+        return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm or "instance", dropout, mobile=True, deep=1)
+    raise ValueError(f"unknown generator {arch!r}; choose unet, unet_deepest, resnet, mobile_resnet, "
+                     "mobile_deepest_resnet")
+
+
+PAPER_MODELS = {
+    "unet_256": dict(arch="unet", num_downs=8),
+    "unet_deepest_256": dict(arch="unet_deepest", num_downs=8),
+    "resnet_9blocks": dict(arch="resnet", n_blocks=9),
+    "mobile_resnet_9blocks": dict(arch="mobile_resnet", n_blocks=9),
+    "mobile_deepest_resnet": dict(arch="mobile_deepest_resnet", n_blocks=9),
+}

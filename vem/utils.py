@@ -1,0 +1,132 @@
+"""Small shared helpers: seeding, atomic writes, checkpoints, versions, progress."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def seed_all(seed: int, threads: int | None = None) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # deterministic mode would also NaN-fill every fresh allocation: costly on CPU and not needed here
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def _tmp_path(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def atomic_write_text(path, text: str) -> None:
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def atomic_save_torch(path, obj) -> None:
+    import torch
+
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_save_npz(path, **arrays) -> None:
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path):
+    """Load a checkpoint safely (``weights_only=True``); a clear error for a missing or corrupt file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
+        raise ValueError(f"checkpoint {path} is corrupt or not a weights-only checkpoint: "
+                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def file_sha256(path, n: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def config_hash(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def versions() -> dict:
+    import torch
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    for mod in ("torchvision", "cleanfid", "torchprofile"):
+        try:
+            m = __import__(mod)
+            out[mod] = getattr(m, "__version__", None) or _dist_version(mod)
+        except ImportError:
+            pass
+    from . import __version__
+
+    out["vem"] = __version__
+    return out
+
+
+def _dist_version(mod: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    name = {"cleanfid": "clean-fid"}.get(mod, mod)
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def progress(iterable, desc: str, total: int | None = None):
+    """tqdm to stderr (the rule's log), a line every few percent when not on a terminal."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5 if tty else 5.0, ascii=not tty)

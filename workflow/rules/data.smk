@@ -1,0 +1,41 @@
+rule fetch_fmnist:
+    output:
+        expand(
+            "resources/fmnist/{f}.gz",
+            f=[
+                "train-images-idx3-ubyte",
+                "train-labels-idx1-ubyte",
+                "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte",
+            ],
+        ),
+    params:
+        source=f"--source {config['fmnist_dir']}" if config["fmnist_dir"] else "",
+    log:
+        "logs/fetch_fmnist.log",
+    benchmark:
+        "results/benchmarks/fetch_fmnist.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Copy Fashion-MNIST (Debian's dataset-fashion-mnist or fmnist_dir) into resources/"
+    shell:
+        "python -m vem fetch-fmnist --out resources/fmnist {params.source} > {log} 2>&1"
+
+
+rule prepare_data:
+    input:
+        rules.fetch_fmnist.output,
+    output:
+        "resources/data/{task}.npz",
+    log:
+        "logs/prepare_data/{task}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{task}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Build the {wildcards.task} task from Fashion-MNIST"
+    shell:
+        "python -m vem prepare-data --task {wildcards.task} --fmnist resources/fmnist "
+        "--out {output} > {log} 2>&1"

@@ -1,0 +1,69 @@
+rule train_classifier_net:
+    input:
+        rules.fetch_fmnist.output,
+    output:
+        net="results/evalnets/{kind}.pt",
+        quality="results/evalnets/{kind}.json",
+    wildcard_constraints:
+        kind="feature|perceptual",
+    params:
+        seed=config["evalnet_seed"],
+        overrides=OVERRIDES,
+    threads: 1
+    log:
+        "logs/train_evalnet/{kind}.log",
+    benchmark:
+        "results/benchmarks/train_evalnet/{kind}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Train the {wildcards.kind} network on real Fashion-MNIST train images"
+    shell:
+        "python -m vem train-evalnet --kind {wildcards.kind} --fmnist resources/fmnist "
+        "--seed {params.seed} --threads {threads} --overrides '{params.overrides}' "
+        "--out {output.net} --quality {output.quality} > {log} 2>&1"
+
+
+rule train_segmenter:
+    input:
+        data="resources/data/fmnist_scenes.npz",
+    output:
+        net="results/evalnets/segmenter.pt",
+        quality="results/evalnets/segmenter.json",
+    params:
+        seed=config["evalnet_seed"],
+        overrides=OVERRIDES,
+    threads: 1
+    log:
+        "logs/train_evalnet/segmenter.log",
+    benchmark:
+        "results/benchmarks/train_evalnet/segmenter.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Train the scenes segmenter (DRN-D-105 role) on real train scenes"
+    shell:
+        "python -m vem train-evalnet --kind segmenter --task fmnist_scenes --data {input.data} "
+        "--seed {params.seed} --threads {threads} --overrides '{params.overrides}' "
+        "--out {output.net} --quality {output.quality} > {log} 2>&1"
+
+
+rule real_stats:
+    input:
+        data="resources/data/{task}.npz",
+        featnet="results/evalnets/feature.pt",
+    output:
+        stats="results/stats/{task}.npz",
+        images="results/stats/{task}_real.zip",
+    threads: 1
+    log:
+        "logs/real_stats/{task}.log",
+    benchmark:
+        "results/benchmarks/real_stats/{task}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Real feature statistics of {wildcards.task}"
+    shell:
+        "python -m vem real-stats --task {wildcards.task} --data {input.data} --featnet {input.featnet} "
+        "--threads {threads} --images {output.images} --out {output.stats} > {log} 2>&1"

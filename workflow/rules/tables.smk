@@ -1,0 +1,21 @@
+rule render_table:
+    input:
+        metrics=lambda w: table_metrics(int(w.n)),
+        curves=lambda w: table_curves(int(w.n)),
+        quality=lambda w: table_quality(int(w.n)),
+    output:
+        csv="results/table{n}.csv",
+        md="results/table{n}.md",
+    wildcard_constraints:
+        n="1|2|4|5",
+    log:
+        "logs/render_table/{n}.log",
+    benchmark:
+        "results/benchmarks/render_table/{n}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Render table {wildcards.n}"
+    shell:
+        "python -m vem tables --table {wildcards.n} --metrics {input.metrics} --curves {input.curves} "
+        "--quality {input.quality} --out {output.csv} > {log} 2>&1"

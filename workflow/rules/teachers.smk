@@ -1,0 +1,50 @@
+rule train_teacher:
+    input:
+        data="resources/data/{task}.npz",
+        evalnet=lambda w: evalnet_for(w.task),
+    output:
+        generator="results/teachers/{task}/{role}/generator.pt",
+        curve="results/teachers/{task}/{role}/curve.csv",
+    params:
+        seed=config["teacher_seed"],
+        overrides=OVERRIDES,
+    threads: 1
+    log:
+        "logs/train_teacher/{task}-{role}.log",
+    benchmark:
+        "results/benchmarks/train_teacher/{task}-{role}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Train the {wildcards.role} teacher of {wildcards.task}"
+    shell:
+        "python -m vem train-teacher --task {wildcards.task} --role {wildcards.role} --data {input.data} "
+        "--evalnet {input.evalnet} --seed {params.seed} --threads {threads} --overrides '{params.overrides}' "
+        "--out {output.generator} --curve {output.curve} > {log} 2>&1"
+
+
+rule evaluate_teacher:
+    input:
+        unpack(real_stats_for),
+        generator="results/teachers/{task}/original/generator.pt",
+        data="resources/data/{task}.npz",
+        evalnet=lambda w: evalnet_for(w.task),
+    output:
+        metrics="results/teachers/{task}/original/metrics.json",
+        images="results/teachers/{task}/original/images.zip",
+        samples="results/teachers/{task}/original/samples.png",
+    params:
+        stats=real_stats_arg,
+    threads: 1
+    log:
+        "logs/evaluate_teacher/{task}.log",
+    benchmark:
+        "results/benchmarks/evaluate_teacher/{task}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Evaluate the Original model of {wildcards.task} on the test split"
+    shell:
+        "python -m vem evaluate --task {wildcards.task} --method original --generator {input.generator} "
+        "--data {input.data} --evalnet {input.evalnet} {params.stats} --threads {threads} "
+        "--images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"
