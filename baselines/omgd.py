@@ -128,7 +128,6 @@ class OMGD:
         return stats
 
     def _teacher_step(self, it, a, b):
-        o = self.o
         fake_w, feats_w = self.wide.forward_features(a)
         fake_d = self.deep(a)
         loss_d = sum(0.5 * (gan_loss(self.D(torch.cat([a, f.detach()], 1), h), False, "hinge")

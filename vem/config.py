@@ -50,10 +50,10 @@ def _coerce(key: str, old, new):
             raise ConfigError(f"config key {key!r} must be {type(old).__name__}, got {new!r}")
         return new
     if isinstance(old, float) and isinstance(new, int):
-        return float(new)
+        new = float(new)  # an int for a float key is fine, but still range-checked below
     if isinstance(old, (int, float, str, list)) and not isinstance(new, type(old)):
         raise ConfigError(f"config key {key!r} must be {type(old).__name__}, got {new!r}")
-    if isinstance(new, (int, float)) and not isinstance(new, bool) and new < 0:
+    if isinstance(new, (int, float)) and not isinstance(new, bool) and not new >= 0:  # NaN fails too
         raise ConfigError(f"config key {key!r} must be >= 0, got {new!r}")
     return new
 
@@ -65,12 +65,21 @@ def unflatten(overrides: dict) -> dict:
         parts = str(k).split(".")
         d = out
         for p in parts[:-1]:
-            d = d.setdefault(p, {})
-        if isinstance(v, dict) and isinstance(d.get(parts[-1]), dict):
-            d[parts[-1]].update(v)
-        else:
-            d[parts[-1]] = v
+            if not isinstance(d.setdefault(p, {}), dict):
+                raise ConfigError(f"override {k!r} conflicts with a non-mapping value given for {p!r}")
+            d = d[p]
+        _deep_update(d, parts[-1], v)
     return out
+
+
+def _deep_update(d: dict, key: str, v) -> None:
+    """d[key] = v, merging mappings recursively (dotted and nested forms of one section combine) and
+    copying them (the caller's overrides are never modified)."""
+    if isinstance(v, dict) and isinstance(d.get(key), dict):
+        for kk, vv in v.items():
+            _deep_update(d[key], kk, vv)
+    else:
+        d[key] = copy.deepcopy(v)
 
 
 def resolve(task: str, overrides: dict | None = None, scale: str | None = None) -> dict:

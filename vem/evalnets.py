@@ -31,7 +31,7 @@ def train_classifier(kind: str, cfg: dict, seed: int, fm_dir=None) -> tuple[dict
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg["iters"])
     gen = torch.Generator().manual_seed(seed)
     t0 = time.time()
-    for it in progress(range(cfg["iters"]), f"train {kind} net"):
+    for _ in progress(range(cfg["iters"]), f"train {kind} net"):
         idx = torch.randint(0, len(x_tr), (cfg["batch"],), generator=gen)
         xb = x_tr[idx]
         if kind == "perceptual":  # a different training signal: random flips

@@ -199,9 +199,11 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
         "block": "paper (real datasets, Inception FID / DRN-D-105 mIoU; NOT comparable with the rows above)",
         "task": paper["paper_task"], "stands_for": paper["paper_task"],
         "method": [label(m, a) for m, a in zip(paper["method"], paper["addon"])],
-        "lambda_mi": paper["lambda_mi"].fillna("") if table == 5 else "",
-        "MACs": paper["macs"].fillna(""), "params": paper["params"].fillna(""), "metric": paper["metric"],
-        "mean": paper["value"], "value": paper["value"].map(lambda v: f"{v:.2f}"), "note": paper["note"].fillna(""),
+        "lambda_mi": paper["lambda_mi"].astype(object).fillna("") if table == 5 else "",
+        "MACs": paper["macs"].astype(object).fillna(""), "params": paper["params"].astype(object).fillna(""),
+        "metric": paper["metric"],
+        "mean": paper["value"], "value": paper["value"].map(lambda v: f"{v:.2f}"),
+        "note": paper["note"].astype(object).fillna(""),
     })
     full = pd.concat([measured, paper_out], ignore_index=True)
     out = Path(out)
@@ -216,7 +218,7 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "Mean ± std over seeds (n). `verdict`: Welch's t-test against the same method without add-on. "
             "`val_change_last_quarter`: relative change of the held-out val metric over the last quarter of "
             "training (near 0 = the curve has flattened).", "",
-            measured.reindex(columns=cols).fillna("").to_markdown(index=False, floatfmt=".3f"), ""]
+            measured.reindex(columns=cols).astype(object).fillna("").to_markdown(index=False, floatfmt=".3f"), ""]
     if len(paper_out):
         text += ["## Published in the paper (real datasets at 256 px; not comparable with the rows above)", "",
                  paper_out.reindex(columns=["task", "method", "lambda_mi", "MACs", "params", "metric", "value",

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +47,13 @@ def _candidates(directory: str | os.PathLike | None) -> list[Path]:
 
 def find_file(key: str, directory=None) -> Path:
     base = FILES[key]
-    tried = []
     for d in _candidates(directory):
         for name in (base + ".gz", base, f"FashionMNIST/raw/{base}"):
             p = d / name
-            tried.append(str(p))
             if p.is_file():
                 return p
-    raise DataMissingError(f"Fashion-MNIST file {base}.gz not found (looked in {', '.join(map(str, _candidates(directory)))}); "
-                           + MISSING_HELP)
+    looked = ", ".join(map(str, _candidates(directory)))
+    raise DataMissingError(f"Fashion-MNIST file {base}.gz not found (looked in {looked}); " + MISSING_HELP)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -63,7 +62,7 @@ def read_idx(path: Path) -> np.ndarray:
     if data[:2] == b"\x1f\x8b":  # gzip magic
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:  # zlib.error: bad deflate data
             raise ValueError(f"{path}: corrupt gzip file ({e})") from None
     if len(data) < 8:
         raise ValueError(f"{path}: not an IDX file (only {len(data)} bytes)")

@@ -34,6 +34,7 @@ def count_macs(model: nn.Module, in_channels: int, size: int) -> float:
 def profile(model: nn.Module, in_channels: int, size: int) -> dict:
     import torchprofile
 
+    version = getattr(torchprofile, "__version__", "?")
     return {"macs": count_macs(model, in_channels, size), "params": count_params(model),
-            "input": [1, in_channels, size, size], "counter": f"torchprofile {getattr(torchprofile, '__version__', '?')}",
+            "input": [1, in_channels, size, size], "counter": f"torchprofile {version}",
             "convention": "ConvTranspose counted per output pixel (torchprofile)"}

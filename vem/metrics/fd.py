@@ -28,18 +28,6 @@ class FDExtractor(nn.Module):
         return self.net.features(x)
 
 
-def _keep_size(img: np.ndarray) -> np.ndarray:
-    return img
-
-
-def folder_features(folder, extractor: FDExtractor, batch_size: int = 256) -> np.ndarray:
-    from cleanfid import fid
-
-    return fid.get_folder_features(str(folder), model=extractor, num_workers=0, batch_size=batch_size,
-                                   device=torch.device("cpu"), mode="clean", custom_fn_resize=_keep_size,
-                                   verbose=False)
-
-
 def array_features(images_u8: np.ndarray, extractor: FDExtractor, batch_size: int = 512) -> np.ndarray:
     """Same features from in-memory uint8 images (N x H x W), for learning curves and tests."""
     out = []

@@ -61,7 +61,11 @@ class _SNMixin:
         u = F.normalize(torch.randn(self.weight.shape[0]), dim=0)
         self.register_buffer("sn_u", u)
 
+    _w_cache: torch.Tensor | None = None
+
     def sn_weight(self) -> torch.Tensor:
+        if self._w_cache is not None:
+            return self._w_cache
         sigma = _spectral_sigma(self.weight, self.sn_u, update=self.training)
         if self.lower_bound:
             sigma = torch.clamp(sigma, min=1.0)
@@ -84,6 +88,26 @@ class SNLinear(_SNMixin, nn.Linear):
 
     def forward(self, x):
         return F.linear(x, self.sn_weight(), self.bias)
+
+
+class frozen_weights:
+    """Context: compute every SN layer's normalised weight once, detached, and reuse it (the energy's
+    parameters are constant during a Langevin chain and in the student term)."""
+
+    def __init__(self, module: nn.Module):
+        self.layers = [m for m in module.modules() if isinstance(m, _SNMixin)]
+
+    def __enter__(self):
+        with torch.no_grad():
+            for m in self.layers:
+                m._w_cache = None
+                m._w_cache = m.sn_weight().detach()
+        return self
+
+    def __exit__(self, *exc):
+        for m in self.layers:
+            m._w_cache = None
+        return False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,7 +271,9 @@ class EnergyMI(MIAddon):
         was_training = self.energy.training
         self.energy.eval()
         try:
-            return langevin(self.energy, s, s, self.steps, self.effective_step(s), self.noise_std, self.clamp)
+            with frozen_weights(self.energy):
+                return langevin(self.energy, s, s, self.steps, self.effective_step(s), self.noise_std,
+                                self.clamp)
         finally:
             self.energy.train(was_training)
 
@@ -320,7 +346,8 @@ class EnergyMI(MIAddon):
         was_training = self.energy.training
         self.energy.eval()
         try:
-            term = self.energy(t.detach(), s).mean() - self.energy(neg, s).mean()
+            with frozen_weights(self.energy):
+                term = self.energy(t.detach(), s).mean() - self.energy(neg, s).mean()
         finally:
             for p, f in zip(params, flags):
                 p.requires_grad_(f)

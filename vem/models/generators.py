@@ -188,7 +188,8 @@ class ResnetGenerator(nn.Module):
         head += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_nc, 7), nn.Tanh()]
         self.head = nn.Sequential(*head)
         k = max(1, n_blocks // 3)
-        self._taps = {k - 1, 2 * k - 1, n_blocks - 1}
+        # after blocks k, 2k and the last (model.12/15/18 of resnet_9blocks); repeated when n_blocks < 3
+        self._taps = [min(k - 1, n_blocks - 1), min(2 * k - 1, n_blocks - 1), n_blocks - 1]
 
     def forward(self, x):
         h = self.stem(x)
@@ -199,11 +200,11 @@ class ResnetGenerator(nn.Module):
     def forward_features(self, x):
         h = self.stem(x)
         feats = [h]
-        for i, b in enumerate(self.blocks):
+        outs = []
+        for b in self.blocks:
             h = b(h)
-            if i in self._taps:
-                feats.append(h)
-        return self.head(h), feats[:4]
+            outs.append(h)
+        return self.head(h), feats + [outs[i] for i in self._taps]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 # Config validation (schema + the run presets) and the helpers that expand targets from the config.
 
 import json
+import os
 
 from snakemake.utils import validate
 
@@ -8,7 +9,25 @@ from vem.config import ConfigError, resolve
 from vem.data.tasks import get_task
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+def _validate_config():
+    """Schema validation, reduced to one line naming the bad value."""
+    try:
+        validate(config, schema="../schemas/config.schema.yaml")
+    except WorkflowError as e:
+        lines = [l for l in str(e).splitlines() if "ValidationError" in l]
+        where = [l for l in str(e).splitlines() if l.startswith("On instance")]
+        msg = (
+            lines[0].split("ValidationError:", 1)[1].strip()
+            if lines
+            else str(e).splitlines()[0]
+        )
+        loc = where[0].replace("On instance", "").strip(" :") if where else ""
+        raise WorkflowError(
+            f"config error{' in ' + loc if loc else ''}: {msg}"
+        ) from None
+
+
+_validate_config()
 
 config.setdefault("tables", [1, 2, 4, 5])
 config.setdefault("lambda_mi_sweep", [])
@@ -19,6 +38,17 @@ config.setdefault("fmnist_dir", None)
 config.setdefault("overrides", {})
 
 # every task's run configuration must resolve with the overrides before any job starts
+_scales = {get_task(t).scale for t in config["tasks"]}
+if len(_scales) > 1:
+    raise WorkflowError(
+        f"config error: tasks mix scales {sorted(_scales)}; mini and paper numbers never share a run"
+    )
+if "paper" in _scales:
+    raise WorkflowError(
+        "config error: paper-scale tasks "
+        f"{[t for t in config['tasks'] if get_task(t).scale == 'paper']} need the paper preset "
+        "(real-dataset rules, Inception FID, DRN-D-105 mIoU), which is not built yet: see README, Status"
+    )
 RUN_CONFIG = {}
 for _task in config["tasks"]:
     try:
@@ -105,7 +135,11 @@ def table_metrics(n):
                     lams = config["lambda_mi_sweep"] or lams
                 for lam in lams:
                     for seed in seeds:
-                        out.append(run_dir(task, method, addon, lam, seed) + "/metrics.json")
+                        out.append(
+                            os.path.join(
+                                run_dir(task, method, addon, lam, seed), "metrics.json"
+                            )
+                        )
     return out
 
 

@@ -7,17 +7,17 @@ rule compress:
     output:
         student="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/student.pt",
         curve="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/curve.csv",
-    params:
-        teacher=teacher_arg,
-        lam=lambda w: "" if w.addon == "none" else f"--lambda-mi {w.lam}",
-        overrides=OVERRIDES,
-    threads: 1
     log:
         "logs/compress/{task}/{method}-{addon}-lam{lam}-seed{seed}.log",
     benchmark:
         "results/benchmarks/compress/{task}/{method}-{addon}-lam{lam}-seed{seed}.tsv"
     conda:
         "../../envs/vem.yaml"
+    threads: 1
+    params:
+        teacher=teacher_arg,
+        lam=lambda w: "" if w.addon == "none" else f"--lambda-mi {w.lam}",
+        overrides=OVERRIDES,
     message:
         "Compress {wildcards.task} with {wildcards.method} + {wildcards.addon} (lambda {wildcards.lam}), seed {wildcards.seed}"
     shell:
@@ -37,15 +37,15 @@ rule evaluate_run:
         metrics="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/metrics.json",
         images="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/images.zip",
         samples="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/samples.png",
-    params:
-        stats=real_stats_arg,
-    threads: 1
     log:
         "logs/evaluate_run/{task}/{method}-{addon}-lam{lam}-seed{seed}.log",
     benchmark:
         "results/benchmarks/evaluate_run/{task}/{method}-{addon}-lam{lam}-seed{seed}.tsv"
     conda:
         "../../envs/vem.yaml"
+    threads: 1
+    params:
+        stats=real_stats_arg,
     message:
         "Evaluate {wildcards.task} {wildcards.method} + {wildcards.addon} seed {wildcards.seed} on the test split"
     shell:

@@ -9,14 +9,14 @@ rule fetch_fmnist:
                 "t10k-labels-idx1-ubyte",
             ],
         ),
-    params:
-        source=f"--source {config['fmnist_dir']}" if config["fmnist_dir"] else "",
     log:
         "logs/fetch_fmnist.log",
     benchmark:
         "results/benchmarks/fetch_fmnist.tsv"
     conda:
         "../../envs/vem.yaml"
+    params:
+        source=f"--source {config['fmnist_dir']}" if config["fmnist_dir"] else "",
     message:
         "Copy Fashion-MNIST (Debian's dataset-fashion-mnist or fmnist_dir) into resources/"
     shell:

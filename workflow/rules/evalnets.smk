@@ -4,18 +4,18 @@ rule train_classifier_net:
     output:
         net="results/evalnets/{kind}.pt",
         quality="results/evalnets/{kind}.json",
-    wildcard_constraints:
-        kind="feature|perceptual",
-    params:
-        seed=config["evalnet_seed"],
-        overrides=OVERRIDES,
-    threads: 1
     log:
         "logs/train_evalnet/{kind}.log",
     benchmark:
         "results/benchmarks/train_evalnet/{kind}.tsv"
+    wildcard_constraints:
+        kind="feature|perceptual",
     conda:
         "../../envs/vem.yaml"
+    threads: 1
+    params:
+        seed=config["evalnet_seed"],
+        overrides=OVERRIDES,
     message:
         "Train the {wildcards.kind} network on real Fashion-MNIST train images"
     shell:
@@ -30,16 +30,16 @@ rule train_segmenter:
     output:
         net="results/evalnets/segmenter.pt",
         quality="results/evalnets/segmenter.json",
-    params:
-        seed=config["evalnet_seed"],
-        overrides=OVERRIDES,
-    threads: 1
     log:
         "logs/train_evalnet/segmenter.log",
     benchmark:
         "results/benchmarks/train_evalnet/segmenter.tsv"
     conda:
         "../../envs/vem.yaml"
+    threads: 1
+    params:
+        seed=config["evalnet_seed"],
+        overrides=OVERRIDES,
     message:
         "Train the scenes segmenter (DRN-D-105 role) on real train scenes"
     shell:
@@ -55,13 +55,13 @@ rule real_stats:
     output:
         stats="results/stats/{task}.npz",
         images="results/stats/{task}_real.zip",
-    threads: 1
     log:
         "logs/real_stats/{task}.log",
     benchmark:
         "results/benchmarks/real_stats/{task}.tsv"
     conda:
         "../../envs/vem.yaml"
+    threads: 1
     message:
         "Real feature statistics of {wildcards.task}"
     shell:

@@ -6,12 +6,12 @@ rule render_table:
     output:
         csv="results/table{n}.csv",
         md="results/table{n}.md",
-    wildcard_constraints:
-        n="1|2|4|5",
     log:
         "logs/render_table/{n}.log",
     benchmark:
         "results/benchmarks/render_table/{n}.tsv"
+    wildcard_constraints:
+        n="1|2|4|5",
     conda:
         "../../envs/vem.yaml"
     message:

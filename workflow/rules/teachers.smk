@@ -5,16 +5,16 @@ rule train_teacher:
     output:
         generator="results/teachers/{task}/{role}/generator.pt",
         curve="results/teachers/{task}/{role}/curve.csv",
-    params:
-        seed=config["teacher_seed"],
-        overrides=OVERRIDES,
-    threads: 1
     log:
         "logs/train_teacher/{task}-{role}.log",
     benchmark:
         "results/benchmarks/train_teacher/{task}-{role}.tsv"
     conda:
         "../../envs/vem.yaml"
+    threads: 1
+    params:
+        seed=config["teacher_seed"],
+        overrides=OVERRIDES,
     message:
         "Train the {wildcards.role} teacher of {wildcards.task}"
     shell:
@@ -33,15 +33,15 @@ rule evaluate_teacher:
         metrics="results/teachers/{task}/original/metrics.json",
         images="results/teachers/{task}/original/images.zip",
         samples="results/teachers/{task}/original/samples.png",
-    params:
-        stats=real_stats_arg,
-    threads: 1
     log:
         "logs/evaluate_teacher/{task}.log",
     benchmark:
         "results/benchmarks/evaluate_teacher/{task}.tsv"
     conda:
         "../../envs/vem.yaml"
+    threads: 1
+    params:
+        stats=real_stats_arg,
     message:
         "Evaluate the Original model of {wildcards.task} on the test split"
     shell:

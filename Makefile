@@ -1,0 +1,38 @@
+# Two commands (see README):  make demo  (set up + run the embedded benchmark)   make test  (set up + tests)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= all
+
+.PHONY: setup data demo smoke test lint clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+data: resources/fmnist/.ok
+
+resources/fmnist/.ok: | $(VENV)/.installed
+	bash scripts/get-fmnist.sh $(BIN)/python
+	touch $@
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+smoke: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results logs .snakemake resources/data

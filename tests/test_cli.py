@@ -1,0 +1,81 @@
+"""The command line fails fast with one clear line on bad input and writes nothing that looks done."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from .conftest import ROOT, run_env
+
+
+def vem(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "vem", *args], capture_output=True, text=True, env=run_env(),
+                          cwd=cwd or ROOT, timeout=120)
+
+
+def one_error_line(res):
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("vem: error: ")
+    return lines[0]
+
+
+def test_unknown_task_is_one_line(tmp_path):
+    line = one_error_line(vem("compress", "--task", "fmnist_nope", "--method", "omgd", "--addon", "vem",
+                              "--data", "x", "--perceptual", "x", "--evalnet", "x",
+                              "--out", str(tmp_path / "s.pt"), "--curve", str(tmp_path / "c.csv")))
+    assert "fmnist_nope" in line
+    assert not (tmp_path / "s.pt").exists()
+
+
+def test_unknown_override_key_is_named(tmp_path):
+    line = one_error_line(vem("train-teacher", "--task", "fmnist_scenes", "--role", "original", "--data", "x",
+                              "--evalnet", "x", "--set", "teachers.original.itres=3",
+                              "--out", str(tmp_path / "g.pt"), "--curve", str(tmp_path / "c.csv")))
+    assert "teachers.original.itres" in line
+
+
+def test_wrong_type_and_negative_values_are_named(tmp_path):
+    args = ["train-teacher", "--task", "fmnist_scenes", "--role", "original", "--data", "x", "--evalnet", "x",
+            "--out", str(tmp_path / "g.pt"), "--curve", str(tmp_path / "c.csv")]
+    line = one_error_line(vem(*args, "--set", "teachers.original.iters=lots"))
+    assert "'teachers.original.iters' must be int" in line
+    assert "must be >= 0" in one_error_line(vem(*args, "--set", "teachers.original.batch=-4"))
+
+
+def test_missing_and_corrupt_inputs(tmp_path):
+    out = tmp_path / "m.json"
+    common = ["evaluate", "--task", "fmnist_scenes", "--method", "omgd", "--data", str(tmp_path / "d.npz"),
+              "--evalnet", "x", "--images", str(tmp_path / "i.zip"), "--out", str(out)]
+    line = one_error_line(vem(*common, "--generator", str(tmp_path / "missing.pt")))
+    assert "missing.pt" in line and "does not exist" in line
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    line = one_error_line(vem(*common, "--generator", str(bad)))
+    assert "bad.pt" in line and "corrupt" in line
+    assert not out.exists()
+
+
+def test_checkpoints_load_weights_only(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    p = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, p)
+    from vem.utils import load_checkpoint
+
+    with pytest.raises(ValueError, match="weights-only"):
+        load_checkpoint(p)
+
+
+def test_profile_json_and_bad_size():
+    res = vem("profile", "--model", "mobile_resnet_9blocks", "--ngf", "16", "--size", "256")
+    assert res.returncode == 0, res.stderr
+    import json
+
+    rec = json.loads(res.stdout.strip().splitlines()[-1])
+    assert abs(rec["macs"] - 1.408e9) < 5e6 and isinstance(rec["params"], int)
+    assert "--size" in one_error_line(vem("profile", "--model", "unet_256", "--size", "4"))
