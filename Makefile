@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
+# workflow jobs call `python -m vem ...`: the venv's python must come first on PATH
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup data demo smoke test lint clean
 
