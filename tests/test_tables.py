@@ -230,3 +230,21 @@ def test_curve_change_column(tmp_path):
     m = measured(pd.read_csv(tmp_path / "t.csv"))
     # change over the last quarter: (v_100 - v_75) / |v_75|, averaged over seeds
     assert m.loc[0, "val_change_last_quarter"] == pytest.approx(np.mean([(9 - 10) / 10, (11 - 10) / 10]))
+
+
+def test_paired_test_over_matching_seeds(tmp_path):
+    """Seeds share init and batches: a consistent per-seed gain is significant although the seed spread
+    hides it from Welch's test; the table reports both p-values."""
+    base = [10.0, 20.0, 30.0]
+    vem = [9.0, 19.2, 28.9]          # better on every seed by ~1, spread across seeds 10
+    noisy = [11.0, 18.0, 31.0]       # no consistent direction
+    paths = []
+    for addon, vals in (("none", base), ("vem", vem), ("vid", noisy)):
+        paths += [write_record(tmp_path, "fmnist_sneaker2boot", "omgd", addon, s, v) for s, v in enumerate(vals)]
+    render(4, paths, tmp_path / "t.csv")
+    m = measured(pd.read_csv(tmp_path / "t.csv")).set_index("method")
+    assert m.loc["OMGD + VEM", "p_value"] > 0.5  # Welch cannot see it
+    assert m.loc["OMGD + VEM", "p_paired"] == pytest.approx(stats.ttest_rel(vem, base).pvalue, rel=1e-9)
+    assert m.loc["OMGD + VEM", "verdict"].startswith("better than OMGD (p=")
+    assert "paired over 3 seeds" in m.loc["OMGD + VEM", "verdict"]
+    assert m.loc["OMGD + VID", "verdict"].startswith("no significant difference")

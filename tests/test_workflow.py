@@ -98,3 +98,14 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         assert rec[key] is not None
     assert rec["protocol"]["checkpoint_selection"].startswith("final")
     assert rec["metric"]["name"] == "FD-FMNIST"
+
+
+@pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup installs it)")
+def test_denoiser_example_runs():
+    """The plug-in example (VEM on a non-GAN student) runs and reports three finite PSNRs."""
+    env = {**run_env(), "FMNIST_DIR": str(ROOT / "resources" / "fmnist")}
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "denoiser_vem.py"), "--iters", "3"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    psnrs = [float(x) for x in re.findall(r"PSNR (-?[0-9.]+) dB", r.stdout)]
+    assert len(psnrs) == 3 and all(5 < p < 60 for p in psnrs)

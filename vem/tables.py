@@ -1,8 +1,10 @@
 """Render the paper's tables from per-run metrics files (CSV + a Markdown twin).
 
 Measured rows are grouped by (task, method, add-on, lambda_MI) over seeds: mean, std (ddof 1) and n.
-Each add-on row is compared with the same method without add-on (Welch's t-test over seeds): the
-``verdict`` column says "better" / "worse" only at p < 0.05, otherwise "no significant difference".
+Each add-on row is compared with the same method without add-on. Runs with the same seed share the
+student's initialisation and batch order, so the verdict uses a paired t-test over the seeds both rows
+have (``p_paired``; Welch's test over all seeds, ``p_value``, where fewer than 2 seeds match): "better" /
+"worse" only at p < 0.05, otherwise "no significant difference".
 The paper's own numbers (real datasets, Inception FID / DRN mIoU) follow in a separate block labelled
 as such; they are never comparable with the mini numbers. Only configured methods/add-ons appear.
 """
@@ -75,6 +77,19 @@ def _welch(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def _paired(a: dict, b: dict) -> tuple[float, int]:
+    """Paired t-test p-value over the seeds present in both runs, and how many seeds matched."""
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return float("nan"), len(seeds)
+    d = np.array([a[k] - b[k] for k in seeds], float)
+    if np.all(d == d[0]):
+        return (1.0 if d[0] == 0 else 0.0), len(seeds)
+    from scipy import stats
+
+    return float(stats.ttest_rel([a[k] for k in seeds], [b[k] for k in seeds]).pvalue), len(seeds)
+
+
 def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
     keys = ["task", "scale", "paper_task", "method", "addon", "lambda_mi"]
     df = df.copy()
@@ -87,6 +102,7 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
                    macs=float(g["macs"].iloc[0]), params=int(g["params"].iloc[0]), n=len(vals),
                    mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                    seeds=" ".join(str(s) for s in sorted(g["seed"].tolist())), _values=vals,
+                   _by_seed=dict(zip(g["seed"].tolist(), vals.tolist())),
                    checkpoint=g["protocol"].iloc[0])
         if curves:
             ch = [curves[p] for p in g["path"] if p in curves]
@@ -94,28 +110,32 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
         out.append(row)
     s = pd.DataFrame(out)
     # compare every add-on row with the same method alone
-    deltas, ps, verdicts = [], [], []
+    deltas, ps, pps, verdicts = [], [], [], []
     for _, r in s.iterrows():
         base = s[(s.task == r.task) & (s.method == r.method) & (s.addon == "none")]
         if r.addon == "none" or r.method == "original" or base.empty:
             deltas.append(float("nan"))
             ps.append(float("nan"))
+            pps.append(float("nan"))
             verdicts.append("")
             continue
         b = base.iloc[0]
         d = r["mean"] - b["mean"]
         p = _welch(r["_values"], b["_values"])
+        pp, n_matched = _paired(r["_by_seed"], b["_by_seed"])
+        test, how = (pp, f"paired over {n_matched} seeds") if not math.isnan(pp) else (p, "Welch")
         better = d > 0 if r.higher_is_better else d < 0
-        if math.isnan(p):
+        if math.isnan(test):
             v = "n < 2 seeds: no test"
-        elif p < 0.05:
-            v = f"{'better' if better else 'worse'} than {label(r.method, 'none')} (p={p:.3f})"
+        elif test < 0.05:
+            v = f"{'better' if better else 'worse'} than {label(r.method, 'none')} (p={test:.3f}, {how})"
         else:
-            v = f"no significant difference (p={p:.2f})"
+            v = f"no significant difference (p={test:.2f}, {how})"
         deltas.append(d)
         ps.append(p)
+        pps.append(pp)
         verdicts.append(v)
-    s["delta_vs_method"], s["p_value"], s["verdict"] = deltas, ps, verdicts
+    s["delta_vs_method"], s["p_value"], s["p_paired"], s["verdict"] = deltas, ps, pps, verdicts
     s["order"] = s["addon"].map(ADDON_ORDER).fillna(9) + (s["method"] != "original") * 10
     return s.sort_values(["task", "order", "lambda_mi"], kind="stable").drop(columns=["order"])
 
@@ -183,7 +203,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "lambda_mi": "" if r["addon"] == "none" else r["lambda_mi"],
             "MACs": _fmt_count(r["macs"]), "params": _fmt_count(r["params"]), "metric": metric_note,
             "mean": r["mean"], "std": r["std"], "n": r["n"], "value": _display(r),
-            "delta_vs_method": r["delta_vs_method"], "p_value": r["p_value"], "verdict": r["verdict"],
+            "delta_vs_method": r["delta_vs_method"], "p_value": r["p_value"], "p_paired": r["p_paired"],
+            "verdict": r["verdict"],
             "val_change_last_quarter": r.get("val_change_last_quarter", float("nan")),
             "checkpoint": r["checkpoint"], "seeds": r["seeds"],
         })
@@ -215,7 +236,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
         cols.remove("lambda_mi")
     text = [f"# {TITLES[table]}", "",
             "## Measured here", "",
-            "Mean ± std over seeds (n). `verdict`: Welch's t-test against the same method without add-on. "
+            "Mean ± std over seeds (n). `verdict`: paired t-test over matching seeds (same initialisation and "
+            "batches) against the same method without add-on (Welch's test if < 2 seeds match). "
             "`val_change_last_quarter`: relative change of the held-out val metric over the last quarter of "
             "training (near 0 = the curve has flattened).", "",
             measured.reindex(columns=cols).astype(object).fillna("").to_markdown(index=False, floatfmt=".3f"), ""]

@@ -75,7 +75,7 @@ def read_idx(path: Path) -> np.ndarray:
     expected = int(np.prod(dims))
     if len(data) - offset != expected:
         raise ValueError(f"{path}: truncated IDX file ({len(data) - offset} of {expected} bytes)")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims).copy()  # writable
 
 
 def load(directory=None) -> dict[str, np.ndarray]:

@@ -3,9 +3,10 @@
 The embedded suite has no Inception weights offline, so its number is **FD-FMNIST**: the Fréchet
 distance between 128-d penultimate features of ``FeatureNet`` (a Fashion-MNIST classifier trained on
 the real training images). It is *not* FID and is never labelled so. Images are quantised to uint8 and
-written as PNG before features are taken (as the anchors quantise before FID); clean-fid reads the
-folder, our ``custom_fn_resize`` keeps the native 32x32 size and ``custom_feat_extractor`` maps clean-fid's
-float [0, 255] RGB batch back to the network's [-1, 1] grayscale input.
+written as PNGs into a zip before features are taken (as the anchors quantise before FID); clean-fid's
+``get_files_features`` reads them (``vem.evaluate.zip_features``), a ``custom_fn_resize`` keeps the native
+32x32 size and the ``custom_feat_extractor`` below maps clean-fid's float [0, 255] RGB batch back to the
+network's [-1, 1] grayscale input. ``array_features`` gives the same features from memory (learning curves).
 """
 
 from __future__ import annotations
