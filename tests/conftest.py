@@ -9,6 +9,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from threads, and with 2 intra-op threads on a 2-core machine that
+    is also running other work, OpenMP spin-waiting made single tests 30x slower (1.6 s -> 50 s)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -30,12 +30,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore:The `disp` argument is deprecat
               pytest.mark.filterwarnings("ignore:Matrix is singular")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -37,14 +37,6 @@ from vem.mi import (  # noqa: E402
 H = 8  # image side used by most tests
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and with 2 intra-op threads on a 2-core machine that
-    is also running other work, OpenMP spin-waiting made single tests 30x slower (1.6 s -> 50 s)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,15 +15,6 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 from vem.models import MultiNLayerDiscriminator, NLayerDiscriminator, build_generator  # noqa: E402
 from vem.models.generators import PAPER_MODELS  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 NGF = 8
 MINI_ARCHS = {
     "unet": dict(arch="unet", num_downs=5),
