@@ -18,6 +18,14 @@ P is the perceptual network (the VGG16 role), F_k four intermediate generator ma
 conv + BN + ReLU from student to teacher width (trained with the student). The student has no GAN and
 no ground-truth loss. Nothing in this module is specific to an add-on: they enter through the
 ``vem.mi`` protocol only.
+
+Shared online teachers. The paired teachers never see the student: their trajectory (weights, outputs,
+batches) depends only on the task, the teacher configuration and the seed. :func:`record_trajectory`
+therefore trains them once per (task, seed) and stores, per student iteration, the batch indices, both
+teachers' outputs and the wide teacher's channel-mean features (all a student needs); every add-on's
+student then replays it (``trajectory=``) instead of retraining the teachers. Teacher initialisation
+draws from its own RNG stream, so a replayed student is the student the online loop trains (a test
+checks equality with a float32 trajectory; float16 storage perturbs the targets by < 1e-3).
 """
 
 from __future__ import annotations
@@ -34,7 +42,12 @@ from vem.mi import build_addon
 from vem.models import MultiNLayerDiscriminator, PerceptualNet, build_generator
 from vem.teachers import generator_kwargs, load_generator
 from vem.train import TaskData, ValScorer, check_finite, linear_decay
-from vem.utils import load_checkpoint, progress, seed_all
+from vem.utils import config_hash, load_checkpoint, progress, seed_all
+
+TEACHER_SEED_OFFSET = 7919  # teachers' init stream: seed + offset, independent of the student's
+# omgd keys that shape the online teachers' trajectory (the rest only affect the student)
+TEACHER_KEYS = ("wide_ngf", "deep_ngf", "iters", "batch", "lr", "decay_from", "n_dis", "n_share", "ndf",
+                "n_layers_d")
 
 
 def _adapter(c_in: int, c_out: int) -> nn.Module:
@@ -50,11 +63,123 @@ def _feature_channels(gen: nn.Module, in_nc: int, size: int) -> list[int]:
     return [f.shape[1] for f in feats]
 
 
+def teacher_config_hash(cfg: dict, task: str, seed: int) -> str:
+    """Identity of a paired online-teacher trajectory: everything that shapes it, nothing else."""
+    return config_hash({"task": task, "seed": seed, "original": cfg["teachers"]["original"],
+                        "omgd": {k: cfg["omgd"][k] for k in TEACHER_KEYS}})
+
+
+class OnlineTeachers:
+    """OMGD's paired teachers: wide + deep generators trained online against one two-headed D.
+
+    ``step(it, a, b)`` returns what the student needs at iteration ``it``: both teachers' outputs and the
+    wide teacher's channel-mean features. Every ``n_dis``-th iteration is a teacher update (the outputs are
+    those of the forward pass before the update); otherwise a no-grad forward pass in train mode.
+    """
+
+    def __init__(self, cfg: dict, spec, seed: int):
+        o, base = cfg["omgd"], cfg["teachers"]["original"]
+        self.o, self.rec = o, base["lambda_rec"]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + TEACHER_SEED_OFFSET)
+            self.wide = build_generator(**generator_kwargs(base, spec, ngf=o["wide_ngf"]))
+            self.deep = build_generator(**generator_kwargs(base, spec, ngf=o["deep_ngf"], arch="unet_deepest"))
+            self.D = MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"], o["n_layers_d"],
+                                              "batch", o["n_share"], n_heads=2)
+        teachers = list(self.wide.parameters()) + list(self.deep.parameters())
+        self.opt_t = torch.optim.Adam(teachers, lr=o["lr"], betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o["lr"], betas=(0.5, 0.999))
+        self.scheds = [linear_decay(opt, o["iters"], o["decay_from"]) for opt in (self.opt_t, self.opt_d)]
+
+    def step(self, it: int, a: torch.Tensor, b: torch.Tensor):
+        if (it - 1) % self.o["n_dis"] == 0:
+            out = self._update(it, a, b)
+            for s in self.scheds:
+                s.step()
+            return out
+        with torch.no_grad():
+            t_w, f_w = self.wide.forward_features(a)
+            return t_w, self.deep(a), [f.mean((2, 3)) for f in f_w]
+
+    def _update(self, it, a, b):
+        fake_w, feats_w = self.wide.forward_features(a)
+        fake_d = self.deep(a)
+        loss_d = sum(0.5 * (gan_loss(self.D(torch.cat([a, f.detach()], 1), h), False, "hinge")
+                            + gan_loss(self.D(torch.cat([a, b], 1), h), True, "hinge"))
+                     for h, f in enumerate((fake_w, fake_d)))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        self.D.requires_grad_(False)
+        loss_t = sum(gan_loss(self.D(torch.cat([a, f], 1), h), True, "hinge", for_discriminator=False)
+                     + self.rec * F.l1_loss(f, b) for h, f in enumerate((fake_w, fake_d)))
+        check_finite(loss_t, "online teacher loss", it)
+        self.opt_t.zero_grad(set_to_none=True)
+        loss_t.backward()
+        self.opt_t.step()
+        self.D.requires_grad_(True)
+        return fake_w.detach(), fake_d.detach(), [f.detach().mean((2, 3)) for f in feats_w]
+
+
+def record_trajectory(cfg: dict, data: TaskData, seed: int, evalnet_path=None,
+                      dtype: torch.dtype = torch.float16) -> tuple[dict, list]:
+    """Train the paired online teachers once; return the trajectory a student replays and the wide
+    teacher's val curve (``evalnet_path`` None: no curve)."""
+    spec, o = data.spec, cfg["omgd"]
+    if spec.kind != "paired":
+        raise ValueError(f"online-teacher trajectories are for paired tasks; {spec.id} is {spec.kind}")
+    if o["iters"] < 1:
+        raise ValueError(f"omgd.iters must be >= 1 for a paired task, got {o['iters']}")
+    teachers = OnlineTeachers(cfg, spec, seed)
+    gen = torch.Generator().manual_seed(seed)
+    xa, xb = data.tensor("train", "A"), data.tensor("train", "B")
+    scorer = ValScorer(data, evalnet_path) if evalnet_path else None
+    idx_all, outs_w, outs_d, feats, curve, t0 = [], [], [], None, [], time.time()
+    for it in progress(range(1, o["iters"] + 1), f"OMGD online teachers {spec.id} seed {seed}"):
+        idx = data.batch_indices(gen, o["batch"])
+        t_w, t_d, f_w = teachers.step(it, xa[idx], xb[idx])
+        idx_all.append(idx)
+        outs_w.append(t_w.to(dtype))
+        outs_d.append(t_d.to(dtype))
+        feats = [[] for _ in f_w] if feats is None else feats
+        for lst, f in zip(feats, f_w):
+            lst.append(f)
+        if scorer and (it % o["eval_every"] == 0 or it == o["iters"]):
+            curve.append({"iter": it, "val_wide": scorer(teachers.wide), "val_deep": scorer(teachers.deep),
+                          "seconds": time.time() - t0})
+    traj = {"kind": "omgd-online-teachers/1", "task": spec.id, "seed": seed, "iters": o["iters"],
+            "teacher_config_hash": teacher_config_hash(cfg, spec.id, seed), "dtype": str(dtype),
+            "idx": torch.stack(idx_all), "out_wide": torch.stack(outs_w), "out_deep": torch.stack(outs_d),
+            "feat_means": [torch.stack(f) for f in feats]}
+    return traj, curve
+
+
+class _Replay:
+    """A recorded trajectory, checked against the student's configuration, served per iteration."""
+
+    def __init__(self, traj: dict, cfg: dict, spec, seed: int, path):
+        if not isinstance(traj, dict) or traj.get("kind") != "omgd-online-teachers/1":
+            raise ValueError(f"{path} is not an OMGD online-teacher trajectory")
+        want = teacher_config_hash(cfg, spec.id, seed)
+        if traj["teacher_config_hash"] != want:
+            raise ValueError(f"trajectory {path} was recorded for another task/seed/teacher config "
+                             f"(hash {traj['teacher_config_hash']}, this run needs {want}); re-record it")
+        self.t = traj
+
+    def channels(self) -> list[int]:
+        return [f.shape[-1] for f in self.t["feat_means"]]
+
+    def step(self, it: int):
+        i = it - 1
+        return (self.t["idx"][i], self.t["out_wide"][i].float(), self.t["out_deep"][i].float(),
+                [f[i] for f in self.t["feat_means"]])
+
+
 class OMGD:
     name = "omgd"
 
     def __init__(self, cfg: dict, data: TaskData, addon: str, seed: int, perceptual_path, evalnet_path,
-                 teacher_path=None, lambda_mi: float | None = None):
+                 teacher_path=None, lambda_mi: float | None = None, trajectory=None):
         seed_all(seed)
         self.cfg, self.o, self.data, self.spec, self.seed = cfg, cfg["omgd"], data, data.spec, seed
         spec, o = self.spec, self.o
@@ -66,14 +191,16 @@ class OMGD:
         self.perceptual.load_state_dict(ck["state_dict"])
         self.perceptual.eval().requires_grad_(False)
         self.scorer = ValScorer(data, evalnet_path)
+        self.teachers = self.replay = None
         if spec.kind == "paired":
-            self.wide = build_generator(**generator_kwargs(base, spec, ngf=o["wide_ngf"]))
-            self.deep = build_generator(**generator_kwargs(base, spec, ngf=o["deep_ngf"], arch="unet_deepest"))
-            self.D = MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"], o["n_layers_d"],
-                                              "batch", o["n_share"], n_heads=2)
-            teachers = list(self.wide.parameters()) + list(self.deep.parameters())
-            self.opt_t = torch.optim.Adam(teachers, lr=o["lr"], betas=(0.5, 0.999))
-            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o["lr"], betas=(0.5, 0.999))
+            if o["iters"] < 1:
+                raise ValueError(f"omgd.iters must be >= 1 for a paired task, got {o['iters']}")
+            if trajectory is not None:
+                self.replay = _Replay(load_checkpoint(trajectory), cfg, spec, seed, trajectory)
+                t_ch = self.replay.channels()
+            else:
+                self.teachers = OnlineTeachers(cfg, spec, seed)
+                t_ch = _feature_channels(self.teachers.wide, spec.in_channels, spec.size)
             self.total = o["iters"]
         else:
             if teacher_path is None:
@@ -81,10 +208,9 @@ class OMGD:
             self.teacher_ck = load_checkpoint(teacher_path)
             self.wide = load_generator(self.teacher_ck)
             self.wide.eval().requires_grad_(False)
-            self.deep = None
             snaps = self.teacher_ck["snapshots"]
             self.total = len(snaps) * o["n_dis"] * cfg["teachers"]["omgd"]["snapshot_every"]
-        t_ch = _feature_channels(self.wide, spec.in_channels, spec.size)
+            t_ch = _feature_channels(self.wide, spec.in_channels, spec.size)
         s_ch = _feature_channels(self.student, spec.in_channels, spec.size)
         self.adapters = nn.ModuleList([_adapter(a, b) for a, b in zip(s_ch, t_ch)])
         n_data = data.n("train", "A")
@@ -94,12 +220,11 @@ class OMGD:
         params = list(self.student.parameters()) + list(self.adapters.parameters())
         self.opt_s = torch.optim.Adam(params + self.addon.student_parameters(), lr=o["lr"], betas=(0.5, 0.999))
         self.sched_s = linear_decay(self.opt_s, self.total, o["decay_from"])
-        if spec.kind == "paired":
-            self.scheds_t = [linear_decay(opt, self.total, o["decay_from"]) for opt in (self.opt_t, self.opt_d)]
         self.gen = torch.Generator().manual_seed(seed)
 
     # ----------------------------------------------------------------------------------------------
-    def _distill(self, s, s_feats, t_outs, t_feats):
+    def _distill(self, s, s_feats, t_outs, t_feat_means):
+        """OMGD's student loss; ``t_feat_means`` are the wide teacher's channel means (B, C_k)."""
         o = self.o
         ps = self.perceptual.taps(s)
         loss = s.new_zeros(())
@@ -108,15 +233,15 @@ class OMGD:
             loss = loss + o["lambda_ssim"] * (1 - ssim(s, t)) + o["lambda_style"] * style_loss(ps, pt)
             loss = loss + o["lambda_feature"] * F.l1_loss(ps[1], pt[1].detach()) + o["lambda_tv"] * tv_loss(s)
         if o["lambda_cd"] > 0:
-            cd = sum(F.mse_loss(ad(fs).mean((2, 3)), ft.detach().mean((2, 3)))
-                     for ad, fs, ft in zip(self.adapters, s_feats, t_feats))
+            cd = sum(F.mse_loss(ad(fs).mean((2, 3)), ft.detach())
+                     for ad, fs, ft in zip(self.adapters, s_feats, t_feat_means))
             loss = loss + o["lambda_cd"] * cd
         return loss
 
-    def _student_step(self, it, a, idx, t_outs, t_feats, positive):
+    def _student_step(self, it, a, idx, t_outs, t_feat_means, positive):
         s, s_feats = self.student.forward_features(a)
         stats = self.addon.fit_step(positive, s.detach(), idx)
-        loss = self._distill(s, s_feats, t_outs, t_feats)
+        loss = self._distill(s, s_feats, t_outs, t_feat_means)
         mi = self.addon.loss(positive, s, idx)
         total = loss + mi
         check_finite(total, "student loss", it)
@@ -126,26 +251,6 @@ class OMGD:
         self.sched_s.step()
         stats.update(distill_loss=loss.item(), mi_loss=float(mi.detach()))
         return stats
-
-    def _teacher_step(self, it, a, b):
-        fake_w, feats_w = self.wide.forward_features(a)
-        fake_d = self.deep(a)
-        loss_d = sum(0.5 * (gan_loss(self.D(torch.cat([a, f.detach()], 1), h), False, "hinge")
-                            + gan_loss(self.D(torch.cat([a, b], 1), h), True, "hinge"))
-                     for h, f in enumerate((fake_w, fake_d)))
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-        self.D.requires_grad_(False)
-        rec = self.cfg["teachers"]["original"]["lambda_rec"]
-        loss_t = sum(gan_loss(self.D(torch.cat([a, f], 1), h), True, "hinge", for_discriminator=False)
-                     + rec * F.l1_loss(f, b) for h, f in enumerate((fake_w, fake_d)))
-        check_finite(loss_t, "online teacher loss", it)
-        self.opt_t.zero_grad(set_to_none=True)
-        loss_t.backward()
-        self.opt_t.step()
-        self.D.requires_grad_(True)
-        return fake_w.detach(), fake_d.detach(), [f.detach() for f in feats_w]
 
     # ----------------------------------------------------------------------------------------------
     def run(self) -> tuple[dict, list]:
@@ -167,16 +272,13 @@ class OMGD:
         if self.spec.kind == "paired":
             xa, xb = self.data.tensor("train", "A"), self.data.tensor("train", "B")
             for it in progress(range(1, self.total + 1), desc):
-                idx = self.data.batch_indices(self.gen, self.o["batch"])
-                a, b = xa[idx], xb[idx]
-                if (it - 1) % self.o["n_dis"] == 0:
-                    t_w, t_d, f_w = self._teacher_step(it, a, b)
-                    for s in self.scheds_t:
-                        s.step()
+                if self.replay is not None:
+                    idx, t_w, t_d, f_w = self.replay.step(it)
+                    a, b = xa[idx], xb[idx]
                 else:
-                    with torch.no_grad():
-                        t_w, f_w = self.wide.forward_features(a)
-                        t_d = self.deep(a)
+                    idx = self.data.batch_indices(self.gen, self.o["batch"])
+                    a, b = xa[idx], xb[idx]
+                    t_w, t_d, f_w = self.teachers.step(it, a, b)
                 positive = b if self.cfg["addon"]["positive"] == "gt" else t_w
                 accumulate(self._student_step(it, a, idx, [t_w, t_d], f_w, positive))
                 if it % every == 0 or it == self.total:
@@ -196,11 +298,12 @@ class OMGD:
                     a = xa[idx]
                     with torch.no_grad():
                         t_out, t_feats = self.wide.forward_features(a)
-                    accumulate(self._student_step(it, a, idx, [t_out], t_feats, t_out))
+                    accumulate(self._student_step(it, a, idx, [t_out], [f.mean((2, 3)) for f in t_feats], t_out))
                     bar.update(1)
                     if it % every == 0 or it == self.total:
                         log_point(it)
             bar.close()
         ck = {"generator": self.student_kwargs, "state_dict": self.student.state_dict(),
-              "addon": self.addon_name, "iters": self.total}
+              "addon": self.addon_name, "iters": self.total,
+              "teachers": "replayed trajectory" if self.replay is not None else "online"}
         return ck, curve

@@ -230,6 +230,8 @@ def test_curve_change_column(tmp_path):
     m = measured(pd.read_csv(tmp_path / "t.csv"))
     # change over the last quarter: (v_100 - v_75) / |v_75|, averaged over seeds
     assert m.loc[0, "val_change_last_quarter"] == pytest.approx(np.mean([(9 - 10) / 10, (11 - 10) / 10]))
+    # share of the curve's range moved in the last quarter, worst seed: |11 - 10| / (30 - 10)
+    assert m.loc[0, "last_quarter_share"] == pytest.approx(max(1 / 21, 1 / 20))
 
 
 def test_paired_test_over_matching_seeds(tmp_path):

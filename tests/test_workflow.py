@@ -48,6 +48,7 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
     out = res.stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
     assert int(jobs["compress"]) == 4 * 4 * 3  # tasks x addons x seeds
+    assert int(jobs["omgd_online_teachers"]) == 2 * 3  # paired tasks x seeds, shared by the add-ons
     for task in ["fmnist_edges2shoes", "fmnist_scenes", "fmnist_sneaker2boot", "fmnist_pullover2coat"]:
         for addon in ["none_lam0", "vid_lam0.1", "crd_lam0.1", "vem_lam0.1"]:
             for seed in range(3):

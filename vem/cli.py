@@ -128,6 +128,24 @@ def cmd_train_teacher(args):
     print(f"teacher {args.task}/{args.role}: final val {curve[-1]['val']:.4f} in {time.time() - t0:.0f} s")
 
 
+def cmd_omgd_teachers(args):
+    from baselines.omgd import record_trajectory
+
+    from .train import TaskData
+    from .utils import atomic_save_torch
+
+    _threads(args)
+    cfg = _cfg(args)
+    t0 = time.time()
+    traj, curve = record_trajectory(cfg, TaskData(args.data, args.task), args.seed, args.evalnet)
+    traj["train_seconds"] = time.time() - t0
+    atomic_save_torch(args.out, traj)
+    _write_curve(args.curve, curve)
+    last = curve[-1]
+    print(f"OMGD online teachers {args.task} seed {args.seed}: final val wide {last['val_wide']:.4f}, "
+          f"deep {last['val_deep']:.4f} in {time.time() - t0:.0f} s")
+
+
 def cmd_compress(args):
     from baselines import METHODS
 
@@ -144,7 +162,8 @@ def cmd_compress(args):
         raise ValueError(f"unknown add-on {args.addon!r}; choose one of {sorted(ADDONS)}")
     t0 = time.time()
     method = METHODS[args.method](cfg, TaskData(args.data, args.task), args.addon, args.seed,
-                                  args.perceptual, args.evalnet, args.teacher, args.lambda_mi)
+                                  args.perceptual, args.evalnet, args.teacher, args.lambda_mi,
+                                  **({"trajectory": args.trajectory} if args.trajectory else {}))
     ck, curve = method.run()
     lam = None if args.addon == "none" else (args.lambda_mi if args.lambda_mi is not None
                                              else cfg["addon"]["lambda_mi"])
@@ -260,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 
+    sp = add("omgd-teachers", cmd_omgd_teachers, "OMGD paired tasks: train the online teachers once and record "
+                                                 "the trajectory every add-on's student replays")
+    common(sp)
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--evalnet", required=True, help="scores the teachers' val curve")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--curve", required=True)
+
     sp = add("compress", cmd_compress, "compress a student with a method and an MI add-on")
     common(sp)
     sp.add_argument("--method", required=True)
@@ -269,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--perceptual", required=True)
     sp.add_argument("--evalnet", required=True)
     sp.add_argument("--teacher", default=None)
+    sp.add_argument("--trajectory", default=None, help="OMGD paired: replay recorded online teachers "
+                                                         "(python -m vem omgd-teachers) instead of training them")
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 

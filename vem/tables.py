@@ -106,7 +106,8 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
                    checkpoint=g["protocol"].iloc[0])
         if curves:
             ch = [curves[p] for p in g["path"] if p in curves]
-            row["val_change_last_quarter"] = float(np.mean(ch)) if ch else float("nan")
+            row["val_change_last_quarter"] = float(np.mean([c[0] for c in ch])) if ch else float("nan")
+            row["last_quarter_share"] = float(np.max([c[1] for c in ch])) if ch else float("nan")
         out.append(row)
     s = pd.DataFrame(out)
     # compare every add-on row with the same method alone
@@ -206,6 +207,7 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "delta_vs_method": r["delta_vs_method"], "p_value": r["p_value"], "p_paired": r["p_paired"],
             "verdict": r["verdict"],
             "val_change_last_quarter": r.get("val_change_last_quarter", float("nan")),
+            "last_quarter_share": r.get("last_quarter_share", float("nan")),
             "checkpoint": r["checkpoint"], "seeds": r["seeds"],
         })
     for q in quality or ():
@@ -231,7 +233,7 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
     atomic_write_text(out, full.to_csv(index=False))
     md = out.with_suffix(".md")
     cols = ["task", "stands_for", "method", "lambda_mi", "MACs", "params", "metric", "value", "verdict",
-            "val_change_last_quarter"]
+            "val_change_last_quarter", "last_quarter_share"]
     if table != 5:
         cols.remove("lambda_mi")
     text = [f"# {TITLES[table]}", "",
@@ -239,7 +241,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "Mean ± std over seeds (n). `verdict`: paired t-test over matching seeds (same initialisation and "
             "batches) against the same method without add-on (Welch's test if < 2 seeds match). "
             "`val_change_last_quarter`: relative change of the held-out val metric over the last quarter of "
-            "training (near 0 = the curve has flattened).", "",
+            "training, mean over seeds; `last_quarter_share`: that change as a share of the whole curve's range, "
+            "worst seed (near 0 = the curve has flattened; a noisy flat curve stays below ~0.2).", "",
             measured.reindex(columns=cols).astype(object).fillna("").to_markdown(index=False, floatfmt=".3f"), ""]
     if len(paper_out):
         text += ["## Published in the paper (real datasets at 256 px; not comparable with the rows above)", "",
@@ -250,7 +253,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
 
 
 def _curve_changes(curves, metrics) -> dict:
-    """metrics path -> relative change of the val metric over the last quarter of its run's curve."""
+    """metrics path -> (relative change of the val metric over the last quarter of its run's curve,
+    |that change| / (max - min of the whole curve): the share of the curve's range still moving)."""
     out = {}
     by_dir = {str(Path(c).parent): c for c in curves or ()}
     for m in metrics:
@@ -263,5 +267,7 @@ def _curve_changes(curves, metrics) -> dict:
         it = df["iter"].to_numpy()
         v = df["val"].to_numpy(float)
         ref = v[np.searchsorted(it, it[-1] * 0.75, side="left")]
-        out[str(m)] = float((v[-1] - ref) / abs(ref)) if ref else float("nan")
+        span = float(v.max() - v.min())
+        out[str(m)] = (float((v[-1] - ref) / abs(ref)) if ref else float("nan"),
+                       float(abs(v[-1] - ref) / span) if span > 0 else 0.0)
     return out

@@ -93,14 +93,24 @@ def evalnet_for(task):
 
 
 def teacher_inputs(wildcards):
-    """OMGD on unpaired tasks distils from the trained CycleGAN teacher's snapshots."""
-    if wildcards.method == "omgd" and get_task(wildcards.task).kind == "unpaired":
+    """OMGD on unpaired tasks distils from the trained CycleGAN teacher's snapshots; on paired tasks
+    every add-on's student replays the online teachers recorded once per (task, seed).
+    """
+    if wildcards.method != "omgd":
+        return {}
+    if get_task(wildcards.task).kind == "unpaired":
         return {"teacher": f"results/teachers/{wildcards.task}/omgd/generator.pt"}
-    return {}
+    return {
+        "trajectory": f"results/teachers/{wildcards.task}/omgd_online/seed{wildcards.seed}/trajectory.pt"
+    }
 
 
 def teacher_arg(wildcards, input):
-    return f"--teacher {input.teacher}" if "teacher" in input.keys() else ""
+    if "teacher" in input.keys():
+        return f"--teacher {input.teacher}"
+    if "trajectory" in input.keys():
+        return f"--trajectory {input.trajectory}"
+    return ""
 
 
 def real_stats_for(wildcards):

@@ -23,6 +23,30 @@ rule train_teacher:
         "--out {output.generator} --curve {output.curve} > {log} 2>&1"
 
 
+rule omgd_online_teachers:
+    input:
+        data="resources/data/{task}.npz",
+        evalnet=lambda w: evalnet_for(w.task),
+    output:
+        trajectory="results/teachers/{task}/omgd_online/seed{seed}/trajectory.pt",
+        curve="results/teachers/{task}/omgd_online/seed{seed}/curve.csv",
+    log:
+        "logs/omgd_online_teachers/{task}-seed{seed}.log",
+    benchmark:
+        "results/benchmarks/omgd_online_teachers/{task}-seed{seed}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    threads: 1
+    params:
+        overrides=OVERRIDES,
+    message:
+        "Train OMGD's online teachers of {wildcards.task} once for seed {wildcards.seed} (replayed by every add-on)"
+    shell:
+        "python -m vem omgd-teachers --task {wildcards.task} --seed {wildcards.seed} --data {input.data} "
+        "--evalnet {input.evalnet} --threads {threads} --overrides '{params.overrides}' "
+        "--out {output.trajectory} --curve {output.curve} > {log} 2>&1"
+
+
 rule evaluate_teacher:
     input:
         unpack(real_stats_for),
