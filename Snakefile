@@ -18,6 +18,7 @@ include: "workflow/rules/evalnets.smk"
 include: "workflow/rules/teachers.smk"
 include: "workflow/rules/compress.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/paper_data.smk"
 
 
 # ---- targets ----------------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ Student loss, per teacher output T (detached), summed over the teachers::
     + l_cd sum_k MSE(mean_hw(adapter_k(F_k^S)), mean_hw(F_k^T))      (wide teacher; channel distillation)
     + addon.loss(positive, S, idx)                                   (none / VID / CRD / VEM)
 
+SSIM on [-1, 1] images (OMGD's code; ``ssim_unit_range: false``) is blind to polarity: luminance and
+contrast-structure terms both flip sign for S = -T, so SSIM(-T, T) ~ +1 and an inverted student is a
+minimum of that term. ``ssim_unit_range: true`` maps both to [0, 1] (the range SSIM's constants are for).
 P is the perceptual network (the VGG16 role), F_k four intermediate generator maps, adapter_k a 1x1
 conv + BN + ReLU from student to teacher width (trained with the student). The student has no GAN and
 no ground-truth loss. Nothing in this module is specific to an add-on: they enter through the
@@ -40,6 +43,7 @@ from vem.config import addon_kwargs
 from vem.losses import gan_loss, ssim, style_loss, tv_loss
 from vem.mi import build_addon
 from vem.models import MultiNLayerDiscriminator, PerceptualNet, build_generator
+from vem.resume import rng_state, set_rng_state
 from vem.teachers import generator_kwargs, load_generator
 from vem.train import TaskData, ValScorer, check_finite, linear_decay
 from vem.utils import config_hash, load_checkpoint, progress, seed_all
@@ -90,6 +94,17 @@ class OnlineTeachers:
         self.opt_t = torch.optim.Adam(teachers, lr=o["lr"], betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o["lr"], betas=(0.5, 0.999))
         self.scheds = [linear_decay(opt, o["iters"], o["decay_from"]) for opt in (self.opt_t, self.opt_d)]
+
+    def state_dict(self) -> dict:
+        return {"wide": self.wide.state_dict(), "deep": self.deep.state_dict(), "D": self.D.state_dict(),
+                "opt_t": self.opt_t.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "scheds": [sc.state_dict() for sc in self.scheds]}
+
+    def load_state_dict(self, st: dict) -> None:
+        for k in ("wide", "deep", "D", "opt_t", "opt_d"):
+            getattr(self, k).load_state_dict(st[k])
+        for sc, v in zip(self.scheds, st["scheds"]):
+            sc.load_state_dict(v)
 
     def step(self, it: int, a: torch.Tensor, b: torch.Tensor):
         if (it - 1) % self.o["n_dis"] == 0:
@@ -230,7 +245,8 @@ class OMGD:
         loss = s.new_zeros(())
         for t in t_outs:
             pt = self.perceptual.taps(t)
-            loss = loss + o["lambda_ssim"] * (1 - ssim(s, t)) + o["lambda_style"] * style_loss(ps, pt)
+            sim = ssim((s + 1) / 2, (t + 1) / 2) if o["ssim_unit_range"] else ssim(s, t)
+            loss = loss + o["lambda_ssim"] * (1 - sim) + o["lambda_style"] * style_loss(ps, pt)
             loss = loss + o["lambda_feature"] * F.l1_loss(ps[1], pt[1].detach()) + o["lambda_tv"] * tv_loss(s)
         if o["lambda_cd"] > 0:
             cd = sum(F.mse_loss(ad(fs).mean((2, 3)), ft.detach())
@@ -253,8 +269,44 @@ class OMGD:
         return stats
 
     # ----------------------------------------------------------------------------------------------
-    def run(self) -> tuple[dict, list]:
-        curve, agg, t0 = [], {}, time.time()
+    def state_dict(self, curve: list, agg: dict) -> dict:
+        """Everything a resumed run needs to continue exactly (see vem.resume)."""
+        st = {"student": self.student.state_dict(), "adapters": self.adapters.state_dict(),
+              "opt_s": self.opt_s.state_dict(), "sched_s": self.sched_s.state_dict(),
+              "addon": self.addon.state_dict(), "rng": rng_state(self.gen), "curve": list(curve),
+              "agg": {k: list(v) for k, v in agg.items()}}
+        if self.teachers is not None:
+            st["teachers"] = self.teachers.state_dict()
+        return st
+
+    def load_state_dict(self, st: dict) -> tuple[list, dict]:
+        self.student.load_state_dict(st["student"])
+        self.adapters.load_state_dict(st["adapters"])
+        self.opt_s.load_state_dict(st["opt_s"])
+        self.sched_s.load_state_dict(st["sched_s"])
+        self.addon.load_state_dict(st["addon"])
+        if self.teachers is not None:
+            self.teachers.load_state_dict(st["teachers"])
+        set_rng_state(st["rng"], self.gen)
+        return list(st["curve"]), {k: tuple(v) for k, v in st["agg"].items()}
+
+    def _best_snapshot(self, phase: int) -> dict:
+        """The teacher of unpaired phase ``phase``: the best snapshot so far on the val split."""
+        best = None
+        for snap in self.teacher_ck["snapshots"][:phase + 1]:
+            if best is None or self.scorer.better(snap["val"], best["val"]):
+                best = snap
+        return best
+
+    # ----------------------------------------------------------------------------------------------
+    def run(self, resumer=None) -> tuple[dict, list]:
+        """Train the student; ``resumer`` (vem.resume.Resumer) continues a saved run and saves this one."""
+        curve, agg, start = [], {}, 0
+        saved = resumer.load() if resumer is not None else None
+        if saved is not None:
+            curve, agg = self.load_state_dict(saved)
+            start = int(saved["iter"])
+        t0 = time.time() - (curve[-1]["seconds"] if curve else 0.0)
         every = self.o["eval_every"]
 
         def log_point(it):
@@ -268,10 +320,13 @@ class OMGD:
                 s, n = agg.get(k, (0.0, 0))
                 agg[k] = (s + float(v), n + 1)
 
+        paired = self.spec.kind == "paired"
+        xa = self.data.tensor("train", "A")
+        xb = self.data.tensor("train", "B") if paired else None
+        per_phase = 0 if paired else self.o["n_dis"] * self.cfg["teachers"]["omgd"]["snapshot_every"]
         desc = f"OMGD+{self.addon_name} {self.spec.id} seed {self.seed}"
-        if self.spec.kind == "paired":
-            xa, xb = self.data.tensor("train", "A"), self.data.tensor("train", "B")
-            for it in progress(range(1, self.total + 1), desc):
+        for it in progress(range(start + 1, self.total + 1), desc, initial=start, total=self.total):
+            if paired:
                 if self.replay is not None:
                     idx, t_w, t_d, f_w = self.replay.step(it)
                     a, b = xa[idx], xb[idx]
@@ -281,29 +336,20 @@ class OMGD:
                     t_w, t_d, f_w = self.teachers.step(it, a, b)
                 positive = b if self.cfg["addon"]["positive"] == "gt" else t_w
                 accumulate(self._student_step(it, a, idx, [t_w, t_d], f_w, positive))
-                if it % every == 0 or it == self.total:
-                    log_point(it)
-        else:
-            xa = self.data.tensor("train", "A")
-            per_phase = self.o["n_dis"] * self.cfg["teachers"]["omgd"]["snapshot_every"]
-            snaps, best, it = self.teacher_ck["snapshots"], None, 0
-            bar = progress(range(self.total), desc)
-            for snap in snaps:
-                if best is None or self.scorer.better(snap["val"], best["val"]):
-                    best = snap
-                self.wide.load_state_dict(best["state_dict"])
-                for _ in range(per_phase):
-                    it += 1
-                    idx = self.data.batch_indices(self.gen, self.o["batch"])
-                    a = xa[idx]
-                    with torch.no_grad():
-                        t_out, t_feats = self.wide.forward_features(a)
-                    accumulate(self._student_step(it, a, idx, [t_out], [f.mean((2, 3)) for f in t_feats], t_out))
-                    bar.update(1)
-                    if it % every == 0 or it == self.total:
-                        log_point(it)
-            bar.close()
+            else:
+                if it == start + 1 or (it - 1) % per_phase == 0:
+                    self.wide.load_state_dict(self._best_snapshot((it - 1) // per_phase)["state_dict"])
+                idx = self.data.batch_indices(self.gen, self.o["batch"])
+                a = xa[idx]
+                with torch.no_grad():
+                    t_out, t_feats = self.wide.forward_features(a)
+                accumulate(self._student_step(it, a, idx, [t_out], [f.mean((2, 3)) for f in t_feats], t_out))
+            if it % every == 0 or it == self.total:
+                log_point(it)
+            if resumer is not None:
+                resumer.tick(it, lambda: self.state_dict(curve, agg))
         ck = {"generator": self.student_kwargs, "state_dict": self.student.state_dict(),
               "addon": self.addon_name, "iters": self.total,
-              "teachers": "replayed trajectory" if self.replay is not None else "online"}
+              "teachers": "replayed trajectory" if self.replay is not None else "online",
+              "resumed_from": start}
         return ck, curve

@@ -41,3 +41,27 @@ def fmnist_available() -> bool:
         return True
     except fmnist.DataMissingError:
         return False
+
+
+@pytest.fixture(scope="session")
+def edges_assets(tmp_path_factory):
+    """A prepared fmnist_edges2shoes npz (d.npz) and barely trained feature/perceptual nets."""
+    import numpy as np
+
+    from vem.config import resolve
+    from vem.data import fmnist
+    from vem.data.tasks import build_task
+    from vem.evalnets import train_classifier
+    from vem.utils import atomic_save_npz, atomic_save_torch
+
+    if not fmnist_available():
+        pytest.skip("Fashion-MNIST is not installed (make setup installs it)")
+    d = tmp_path_factory.mktemp("edges_assets")
+    task = "fmnist_edges2shoes"
+    arrays = build_task(task, fmnist.load(ROOT / "resources" / "fmnist"), seed=0)
+    atomic_save_npz(d / "d.npz", **arrays, task=np.array(task))
+    cfg = resolve(task, {})
+    for kind in ("feature", "perceptual"):
+        ck, _ = train_classifier(kind, dict(cfg["evalnets"][kind], iters=3), 0, ROOT / "resources" / "fmnist")
+        atomic_save_torch(d / f"{kind}.pt", ck)
+    return d

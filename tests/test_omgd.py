@@ -12,20 +12,10 @@ pytestmark = pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from vem.data import fmnist
-    from vem.data.tasks import build_task
-    from vem.evalnets import train_classifier
+def setup(edges_assets):
     from vem.train import TaskData
-    from vem.utils import atomic_save_npz, atomic_save_torch
 
-    d = tmp_path_factory.mktemp("omgd")
-    arrays = build_task(TASK, fmnist.load(ROOT / "resources" / "fmnist"), seed=0)
-    atomic_save_npz(d / "d.npz", **arrays, task=np.array(TASK))
-    cfg = resolve(TASK, {})
-    for kind in ("feature", "perceptual"):
-        ck, _ = train_classifier(kind, dict(cfg["evalnets"][kind], iters=3), 0, ROOT / "resources" / "fmnist")
-        atomic_save_torch(d / f"{kind}.pt", ck)
+    d = edges_assets
     over = {"omgd.iters": 6, "omgd.n_dis": 2, "omgd.eval_every": 3, "omgd.batch": 4}
     return d, TaskData(d / "d.npz", TASK), over
 
@@ -71,3 +61,95 @@ def test_trajectory_of_another_config_is_refused(setup, tmp_path):
     # student-only keys do not invalidate the teachers
     ck, _ = _train(d, data, dict(over, **{"omgd.lambda_ssim": 1.0}), "none", trajectory=tmp_path / "t.pt")
     assert ck["iters"] == 6
+
+
+# --------------------------------------------------------------------------------------------------
+# resumable training: kill -9 / SIGTERM mid-run, re-run, same result as an uninterrupted run
+def _compress_cmd(d, out, addon="vem", every=3, iters=40):
+    import sys
+
+    return [sys.executable, "-m", "vem", "compress", "--task", TASK, "--method", "omgd", "--addon", addon,
+            "--seed", "1", "--data", str(d / "d.npz"), "--perceptual", str(d / "perceptual.pt"),
+            "--evalnet", str(d / "feature.pt"), "--threads", "1", "--checkpoint-every", str(every),
+            "--set", f"omgd.iters={iters}", "--set", "omgd.eval_every=10", "--set", "omgd.batch=4",
+            "--out", str(out / "student.pt"), "--curve", str(out / "curve.csv")]
+
+
+def _interrupt(cmd, resume_file, how, min_iter=12):
+    """Start cmd, wait until it has saved a state at >= min_iter, then interrupt it."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import run_env
+
+    proc = subprocess.Popen(cmd, env=run_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if resume_file.is_file():
+            try:
+                it = torch.load(resume_file, weights_only=True)["iter"]
+            except Exception:  # noqa: BLE001 - being replaced right now
+                it = 0
+            if it >= min_iter:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted: " + proc.stderr.read()[-500:]
+    proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def _final(out):
+    import pandas as pd
+
+    ck = torch.load(out / "student.pt", weights_only=True)
+    return ck, pd.read_csv(out / "curve.csv").drop(columns=["seconds"])
+
+
+@pytest.mark.parametrize("how", ["kill", "term"])
+def test_interrupted_run_resumes_to_the_same_result(setup, tmp_path, how):
+    import subprocess
+
+    import pandas as pd
+
+    from tests.conftest import run_env
+
+    d, _, _ = setup
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    r = subprocess.run(_compress_cmd(d, ref, every=0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1500:]
+    resume = run / "student.pt.resume"
+    code, err = _interrupt(_compress_cmd(d, run), resume, how)
+    if how == "kill":
+        assert code == -9
+    else:
+        assert code == 143 and "SIGTERM: state saved" in err, err[-800:]
+    assert resume.is_file() and not (run / "student.pt").exists()   # nothing that looks finished
+    r = subprocess.run(_compress_cmd(d, run), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert "resuming from" in r.stderr
+    assert not resume.exists()                                       # a finished job leaves no resume file
+    (ck_ref, c_ref), (ck_run, c_run) = _final(ref), _final(run)
+    assert ck_run["resumed_from"] >= 12 and ck_ref["resumed_from"] == 0
+    for k, v in ck_ref["state_dict"].items():
+        assert torch.equal(ck_run["state_dict"][k], v), k
+    pd.testing.assert_frame_equal(c_ref, c_run, check_exact=True)
+
+
+def test_resume_file_of_another_config_is_ignored(setup, tmp_path):
+    import subprocess
+
+    from tests.conftest import run_env
+
+    d, _, _ = setup
+    out = tmp_path / "run"
+    code, _ = _interrupt(_compress_cmd(d, out, addon="none", iters=60), out / "student.pt.resume", "kill", 3)
+    assert code == -9
+    cmd = _compress_cmd(d, out, addon="none", iters=60)
+    cmd[cmd.index("omgd.eval_every=10")] = "omgd.eval_every=20"    # another configuration
+    r = subprocess.run(cmd, env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert "belongs to another configuration; starting from scratch" in r.stderr
+    assert torch.load(out / "student.pt", weights_only=True)["resumed_from"] == 0

@@ -110,3 +110,24 @@ def test_denoiser_example_runs():
     assert r.returncode == 0, r.stderr[-2000:]
     psnrs = [float(x) for x in re.findall(r"PSNR (-?[0-9.]+) dB", r.stdout)]
     assert len(psnrs) == 3 and all(5 < p < 60 for p in psnrs)
+
+
+def test_weights_rule_without_weights_fails_with_one_message(tmp_path):
+    """The Inception FID weights come from their rule only; with neither network nor a usable path the
+    rule stops with one line naming the missing file and the two ways to provide it."""
+    import shutil
+
+    work = tmp_path / "w"
+    work.mkdir()
+    shutil.copytree(ROOT / "config", work / "config")
+    missing = tmp_path / "nowhere" / "pt_inception-2015-12-05-6726825d.pth"
+    target = "resources/weights/pt_inception-2015-12-05-6726825d.pth"
+    (work / "extra.yaml").write_text(f"weights: {{inception_legacy: {missing}}}\n")
+    res = subprocess.run([SNAKEMAKE, "--cores", "1", "-s", str(ROOT / "Snakefile"), "-d", str(work), target,
+                          "--configfile", str(work / "config" / "config.yaml"), str(work / "extra.yaml")],
+                         capture_output=True, text=True, env=run_env(), timeout=300)
+    assert res.returncode != 0
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("vem: error:")]
+    assert len(lines) == 1, res.stderr[-3000:]
+    assert str(missing) in lines[0] and "download" in lines[0] and "weights.inception_legacy" in lines[0]
+    assert not (work / target).exists()

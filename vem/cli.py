@@ -160,18 +160,23 @@ def cmd_compress(args):
 
     if args.addon not in ADDONS:
         raise ValueError(f"unknown add-on {args.addon!r}; choose one of {sorted(ADDONS)}")
+    from .resume import Resumer
+
     t0 = time.time()
+    lam = None if args.addon == "none" else (args.lambda_mi if args.lambda_mi is not None
+                                             else cfg["addon"]["lambda_mi"])
+    chash = config_hash({"cfg": cfg, "method": args.method, "addon": args.addon, "lambda_mi": lam})
+    resumer = Resumer(args.out, identity=f"{args.task}/{chash}/seed{args.seed}", every=args.checkpoint_every)
     method = METHODS[args.method](cfg, TaskData(args.data, args.task), args.addon, args.seed,
                                   args.perceptual, args.evalnet, args.teacher, args.lambda_mi,
                                   **({"trajectory": args.trajectory} if args.trajectory else {}))
-    ck, curve = method.run()
-    lam = None if args.addon == "none" else (args.lambda_mi if args.lambda_mi is not None
-                                             else cfg["addon"]["lambda_mi"])
+    ck, curve = method.run(resumer)
     ck.update(method=args.method, seed=args.seed, lambda_mi=lam, train_seconds=time.time() - t0,
-              config_hash=config_hash({"cfg": cfg, "method": args.method, "addon": args.addon, "lambda_mi": lam}),
-              config=json.dumps(cfg, sort_keys=True))
-    atomic_save_torch(args.out, ck)
+              config_hash=chash, config=json.dumps(cfg, sort_keys=True),
+              resume_saves=resumer.saves, resume_save_seconds=resumer.save_seconds)
     _write_curve(args.curve, curve)
+    atomic_save_torch(args.out, ck)
+    resumer.finish()
     print(f"{args.method}+{args.addon} {args.task} seed {args.seed}: final val {curve[-1]['val']:.4f} "
           f"in {time.time() - t0:.0f} s")
 
@@ -207,6 +212,24 @@ def cmd_tables(args):
     paths = render(args.table, args.metrics, args.out, quality=args.quality, curves=args.curves)
     for p in paths:
         print(f"wrote {p}")
+
+
+def cmd_dataset(args):
+    from pathlib import Path
+
+    from .data.paper_datasets import fetch_dataset
+
+    out = fetch_dataset(args.name, Path(args.out), Path(args.cache), args.manual_dir)
+    print(f"dataset {args.name}: ready in {out}")
+
+
+def cmd_weights(args):
+    from pathlib import Path
+
+    from .data.paper_datasets import fetch_weights
+
+    out = fetch_weights(args.name, Path(args.out), args.path or None)
+    print(f"weights {args.name}: ready at {out}")
 
 
 def cmd_profile(args):
@@ -298,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--teacher", default=None)
     sp.add_argument("--trajectory", default=None, help="OMGD paired: replay recorded online teachers "
                                                          "(python -m vem omgd-teachers) instead of training them")
+    sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                    help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 
@@ -319,6 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quality", nargs="*", default=[])
     sp.add_argument("--curves", nargs="*", default=[])
     sp.add_argument("--out", required=True)
+
+    sp = add("dataset", cmd_dataset, "download (or take the manual downloads of), verify and extract a paper "
+                                     "dataset: edges2shoes-r, horse2zebra, summer2winter_yosemite, cityscapes")
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--out", required=True, help="folder to create (a .complete marker is written last)")
+    sp.add_argument("--cache", default="resources/downloads", help="where archives are kept (resumable)")
+    sp.add_argument("--manual-dir", default=None, help="folder with licence-gated manual downloads (cityscapes)")
+
+    sp = add("weights", cmd_weights, "put a metric network's weights in place: inception_legacy (pytorch-fid), "
+                                     "inception_clean (clean-fid), drn_d_105_cityscapes; downloaded or --path")
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--path", default=None, help="an existing copy (offline cluster nodes)")
 
     sp = add("profile", cmd_profile, "MACs/params of a generator (torchprofile convention: a ConvTranspose "
                                      "is counted per OUTPUT pixel, as GAN-Compression/OMGD/CAT report)")

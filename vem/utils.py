@@ -123,10 +123,10 @@ def _dist_version(mod: str) -> str | None:
         return None
 
 
-def progress(iterable, desc: str, total: int | None = None):
+def progress(iterable, desc: str, total: int | None = None, initial: int = 0):
     """tqdm to stderr (the rule's log), a line every few percent when not on a terminal."""
     from tqdm import tqdm
 
     tty = sys.stderr.isatty()
-    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, dynamic_ncols=True,
+    return tqdm(iterable, desc=desc, total=total, initial=initial, file=sys.stderr, dynamic_ncols=True,
                 mininterval=0.5 if tty else 5.0, ascii=not tty)

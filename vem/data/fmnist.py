@@ -97,9 +97,10 @@ def sha256(path: Path) -> str:
 
 
 def fetch(out_dir: str | os.PathLike, source: str | None = None, download: bool = False) -> dict[str, str]:
-    """Copy the four files into ``out_dir`` (gzipped); returns {file: sha256}."""
+    """Copy the four files into ``out_dir`` (gzipped); returns {file: sha256}. Every source file is
+    validated (gzip stream, IDX header, size) before anything is written; each copy lands under a
+    temporary name and is renamed, so a failure leaves no file that looks complete."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     try:
         paths = {k: find_file(k, source) for k in FILES}
     except DataMissingError:
@@ -111,17 +112,23 @@ def fetch(out_dir: str | os.PathLike, source: str | None = None, download: bool 
         FashionMNIST(str(tmp), train=True, download=True)
         FashionMNIST(str(tmp), train=False, download=True)
         paths = {k: find_file(k, tmp) for k in FILES}
+    for src in paths.values():
+        read_idx(src)
+    out.mkdir(parents=True, exist_ok=True)
     digests = {}
     for key, src in paths.items():
         dst = out / (FILES[key] + ".gz")
         tmp_dst = dst.with_name(dst.name + ".tmp")
-        if str(src).endswith(".gz"):
-            shutil.copyfile(src, tmp_dst)
-        else:
-            with open(src, "rb") as fi, gzip.open(tmp_dst, "wb") as fo:
-                shutil.copyfileobj(fi, fo)
-        read_idx(tmp_dst)  # validate before it looks complete
-        os.replace(tmp_dst, dst)
+        try:
+            if str(src).endswith(".gz"):
+                shutil.copyfile(src, tmp_dst)
+            else:
+                with open(src, "rb") as fi, gzip.open(tmp_dst, "wb") as fo:
+                    shutil.copyfileobj(fi, fo)
+            read_idx(tmp_dst)  # the copy itself, before it looks complete
+            os.replace(tmp_dst, dst)
+        finally:
+            tmp_dst.unlink(missing_ok=True)
         digests[dst.name] = sha256(dst)
     shutil.rmtree(out / "_download", ignore_errors=True)
     return digests

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The smoke preset through profiles/slurm on a one-node localhost SLURM, compared with a local run.
+#
+#   scripts/slurm-smoke.sh [LOCAL_RUN_DIR]
+#
+# LOCAL_RUN_DIR: a directory holding a finished local smoke run's results/ (CI passes the repo after its
+# smoke step); without it a local run is made first in a scratch directory. Prints both wall times.
+# Exit 0 with a "SKIP:" line where SLURM cannot be set up here (not root / no apt).
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+SNAKEMAKE="${SNAKEMAKE:-$REPO/.venv/bin/snakemake}"
+PY="${PY:-$REPO/.venv/bin/python}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/vem-slurm-smoke.XXXXXX")"
+export PATH="$(dirname "$PY"):$PATH"
+
+rc=0
+"$REPO/scripts/slurm-localhost.sh" start || rc=$?
+if [[ $rc -eq 3 ]]; then echo "SKIP: SLURM smoke test: SLURM cannot be set up on this machine (see above)"; exit 0; fi
+[[ $rc -eq 0 ]] || exit $rc
+eval "$("$REPO/scripts/slurm-localhost.sh" env)"
+"$PY" -c "import snakemake_executor_plugin_slurm" 2>/dev/null \
+    || "$PY" -m pip install -q "snakemake-executor-plugin-slurm>=2.8"
+
+LOCAL="${1:-}"
+if [[ -z "$LOCAL" ]]; then
+    LOCAL="$WORK/local"
+    mkdir -p "$LOCAL"
+    t0=$(date +%s)
+    timeout -k 10 1200 "$SNAKEMAKE" -s "$REPO/Snakefile" --directory "$LOCAL" --cores 2 \
+        --configfile "$REPO/config/smoke.yaml" --quiet rules > "$WORK/local.log" 2>&1
+    echo "local smoke run: $(( $(date +%s) - t0 )) s"
+fi
+mkdir -p "$WORK/slurm"
+t0=$(date +%s)
+if ! timeout -k 10 1500 "$SNAKEMAKE" -s "$REPO/Snakefile" --directory "$WORK/slurm" \
+        --configfile "$REPO/config/smoke.yaml" --workflow-profile "$REPO/profiles/slurm" --slurm-no-account \
+        --jobs 4 --quiet rules > "$WORK/slurm.log" 2>&1; then
+    tail -40 "$WORK/slurm.log"
+    echo "SLURM smoke run failed; log: $WORK/slurm.log"
+    exit 1
+fi
+echo "SLURM smoke run: $(( $(date +%s) - t0 )) s ($(grep -c 'Submitted job' "$WORK/slurm.log" || true) jobs submitted)"
+"$PY" "$REPO/scripts/compare_runs.py" "$LOCAL" "$WORK/slurm"

@@ -1,0 +1,161 @@
+"""The paper preset's real datasets and weight files: where they live today, how they are checked.
+
+Every entry lists mirrors in order of preference (the URLs in the original scripts are partly dead,
+see the README's "Paper preset" section). ``sha256`` is pinned where the file's digest is known; where it
+is not, the first download computes and records it (``<file>.sha256``) with a warning - pin it here.
+``http`` mirrors are used only because the host offers nothing else; they are allowed per entry.
+
+Nothing here is ever downloaded implicitly: only ``python -m vem dataset`` / ``python -m vem weights``
+(the workflow's data and weight rules) fetch files, or take them from a path the user gives.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .download import download, safe_extract, sha256_file
+
+EFROS = "efrosgans.eecs.berkeley.edu/cyclegan/datasets"
+HF = "https://huggingface.co/mit-han-lab/gan-compression/resolve/main"
+
+DATASETS: dict[str, dict] = {
+    "edges2shoes-r": {
+        "task": "edges2shoes", "archive": "edges2shoes-r.tar.gz", "strip": "edges2shoes-r",
+        "urls": [f"{HF}/datasets/edges2shoes-r.tar.gz"],
+        "sha256": None, "layout": ["train", "val"],
+        "note": "GAN-Compression's resized 256x256 copy (its hanlab.mit.edu URL is dead; HuggingFace now)",
+    },
+    "horse2zebra": {
+        "task": "horse2zebra", "archive": "horse2zebra.zip", "strip": "horse2zebra",
+        "urls": [f"https://{EFROS}/horse2zebra.zip", f"http://{EFROS}/horse2zebra.zip",
+                 "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/horse2zebra.zip"],
+        "allow_http": True, "sha256": None, "layout": ["trainA", "trainB", "testA", "testB"],
+        "note": "CycleGAN's copy (moved from people.eecs.berkeley.edu to efrosgans)",
+    },
+    "summer2winter_yosemite": {
+        "task": "summer2winter", "archive": "summer2winter_yosemite.zip", "strip": "summer2winter_yosemite",
+        "urls": [f"https://{EFROS}/summer2winter_yosemite.zip", f"http://{EFROS}/summer2winter_yosemite.zip",
+                 "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/summer2winter_yosemite.zip"],
+        "allow_http": True, "sha256": None, "layout": ["trainA", "trainB", "testA", "testB"],
+        "note": "CycleGAN's copy",
+    },
+    "cityscapes": {
+        "task": "cityscapes", "manual": ["gtFine_trainvaltest.zip", "leftImg8bit_trainvaltest.zip"],
+        "layout": ["gtFine", "leftImg8bit"],
+        "note": "licence-gated: register and log in at https://www.cityscapes-dataset.com/downloads/",
+    },
+    # reserved: they arrive with their models (GauGAN / StyleGAN families), not in this release
+    "celeba": {"reserved": True, "note": "arrives with the CelebA models (not in this release)"},
+    "ffhq": {"reserved": True, "note": "arrives with the FFHQ models (not in this release)"},
+}
+
+WEIGHTS: dict[str, dict] = {
+    # pytorch-fid's Inception (what the original repos' FID used: clean-fid mode "legacy_pytorch");
+    # torch-hub file names carry the first hex digits of the file's sha256
+    "inception_legacy": {
+        "file": "pt_inception-2015-12-05-6726825d.pth", "sha256_prefix": "6726825d",
+        "urls": ["https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                 "pt_inception-2015-12-05-6726825d.pth"],
+        "config_key": "weights.inception_legacy",
+    },
+    # clean-fid's own TorchScript Inception (mode "clean")
+    "inception_clean": {
+        "file": "inception-2015-12-05.pt", "sha256_prefix": None,
+        "urls": ["https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"],
+        "config_key": "weights.inception_clean",
+    },
+    # DRN-D-105 trained on Cityscapes (fyu/drn); its go.yf.io link is dead: user-provided
+    "drn_d_105_cityscapes": {
+        "file": "drn-d-105_ms_cityscapes.pth", "sha256_prefix": None, "urls": [],
+        "config_key": "weights.drn_d_105_cityscapes",
+        "where": "fyu/drn's release drn-d-105_ms_cityscapes.pth (mirrored in OMGD's README Google Drive folder)",
+    },
+}
+
+
+def _get(table: dict, name: str, what: str) -> dict:
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(table)}")
+    return table[name]
+
+
+def check_layout(root: Path, layout: list[str], name: str) -> None:
+    missing = [d for d in layout if not (root / d).is_dir() or not any((root / d).iterdir())]
+    if missing:
+        raise ValueError(f"dataset {name} at {root} lacks the folders {missing} (expected {layout})")
+
+
+def fetch_dataset(name: str, out: Path, cache: Path, manual_dir: Path | None = None, log=print) -> Path:
+    """Download (or take from ``manual_dir``), verify and extract a paper dataset into ``out``."""
+    d = _get(DATASETS, name, "dataset")
+    out, cache = Path(out), Path(cache)
+    if d.get("reserved"):
+        raise ValueError(f"dataset {name} is reserved: {d['note']}")
+    if "manual" in d:
+        manual_dir = Path(manual_dir or cache)
+        missing = [f for f in d["manual"] if not (manual_dir / f).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{name} cannot be downloaded automatically ({d['note']}): download "
+                f"{' and '.join(d['manual'])} and put them in {manual_dir}/ (missing: {', '.join(missing)}), "
+                "then re-run")
+        tmp = out.with_name(f".{out.name}.parts")
+        for f in d["manual"]:
+            safe_extract(manual_dir / f, tmp / Path(f).stem)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir()
+        for f in d["manual"]:
+            for child in (tmp / Path(f).stem).iterdir():
+                if child.name != ".complete":
+                    os.replace(child, out / child.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+        check_layout(out, d["layout"], name)
+        (out / ".complete").write_text(" ".join(d["manual"]) + "\n")
+        return out
+    archive = cache / d["archive"]
+    digest = download(d["urls"], archive, sha256=d.get("sha256"), allow_http=d.get("allow_http", False), log=log)
+    log(f"{archive.name}: sha256 {digest}")
+    safe_extract(archive, out, strip=d.get("strip"))
+    try:
+        check_layout(out, d["layout"], name)
+    except ValueError:
+        (out / ".complete").unlink(missing_ok=True)
+        raise
+    return out
+
+
+def fetch_weights(name: str, out: Path, user_path: str | None = None, log=print) -> Path:
+    """Put weight file ``name`` at ``out``: copied from ``user_path`` (offline nodes) or downloaded."""
+    w = _get(WEIGHTS, name, "weights")
+    out = Path(out)
+    how = (f"either let this rule download it (needs network; {w['urls'][0]}) or set "
+           if w["urls"] else f"get {w.get('where', w['file'])} and set ")
+    how += f"the config key {w['config_key']}: /path/to/{w['file']} (for offline cluster nodes)"
+    if user_path:
+        src = Path(user_path)
+        if not src.is_file():
+            raise FileNotFoundError(f"{w['config_key']} points to {src}, which does not exist; {how}")
+        tmp = out.with_name(out.name + ".part")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, out)
+    elif not w["urls"]:
+        raise FileNotFoundError(f"weights file {out} ({w['file']}) is missing: {how}")
+    else:
+        try:
+            download(w["urls"], out, log=log)
+        except OSError as e:
+            raise FileNotFoundError(f"weights file {out} ({w['file']}) is missing and could not be downloaded "
+                                    f"({type(e).__name__}): {how}") from None
+    prefix = w.get("sha256_prefix")
+    if prefix:
+        digest = sha256_file(out)
+        if not digest.startswith(prefix):
+            out.unlink()
+            raise ValueError(f"{w['file']}: sha256 {digest} does not start with {prefix} (its name's checksum); "
+                             "deleted - wrong or corrupt file")
+    return out
