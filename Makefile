@@ -6,7 +6,7 @@ CORES  ?= all
 # workflow jobs call `python -m vem ...`: the venv's python must come first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup data demo smoke test lint clean
+.PHONY: setup data demo smoke slurm-smoke test lint clean
 
 setup: $(VENV)/.installed data
 
@@ -27,6 +27,9 @@ demo: setup
 
 smoke: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
+
+slurm-smoke: smoke
+	bash scripts/slurm-smoke.sh "$(CURDIR)"
 
 test: setup
 	$(BIN)/python -m pytest -q

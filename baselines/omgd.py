@@ -42,6 +42,7 @@ from torch import nn
 from vem.config import addon_kwargs
 from vem.losses import gan_loss, ssim, style_loss, tv_loss
 from vem.mi import build_addon
+from vem.mi.base import NonFiniteError
 from vem.models import MultiNLayerDiscriminator, PerceptualNet, build_generator
 from vem.resume import rng_state, set_rng_state
 from vem.teachers import generator_kwargs, load_generator
@@ -256,9 +257,13 @@ class OMGD:
 
     def _student_step(self, it, a, idx, t_outs, t_feat_means, positive):
         s, s_feats = self.student.forward_features(a)
-        stats = self.addon.fit_step(positive, s.detach(), idx)
-        loss = self._distill(s, s_feats, t_outs, t_feat_means)
-        mi = self.addon.loss(positive, s, idx)
+        try:
+            stats = self.addon.fit_step(positive, s.detach(), idx)
+            loss = self._distill(s, s_feats, t_outs, t_feat_means)
+            mi = self.addon.loss(positive, s, idx)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"{e} (at student iteration {it}; the run is stopped, no metrics are "
+                                 "written)") from None
         total = loss + mi
         check_finite(total, "student loss", it)
         self.opt_s.zero_grad(set_to_none=True)
@@ -299,13 +304,15 @@ class OMGD:
         return best
 
     # ----------------------------------------------------------------------------------------------
-    def run(self, resumer=None) -> tuple[dict, list]:
-        """Train the student; ``resumer`` (vem.resume.Resumer) continues a saved run and saves this one."""
-        curve, agg, start = [], {}, 0
+    def run(self, resumer=None, keep_snapshots: bool = False) -> tuple[dict, list]:
+        """Train the student; ``resumer`` (vem.resume.Resumer) continues a saved run and saves this one.
+        ``keep_snapshots``: keep the student at every curve point (for best-during-training selection)."""
+        curve, agg, start, snapshots = [], {}, 0, []
         saved = resumer.load() if resumer is not None else None
         if saved is not None:
             curve, agg = self.load_state_dict(saved)
             start = int(saved["iter"])
+            snapshots = list(saved.get("snapshots", []))
         t0 = time.time() - (curve[-1]["seconds"] if curve else 0.0)
         every = self.o["eval_every"]
 
@@ -314,6 +321,9 @@ class OMGD:
             row.update({k: v / n for k, (v, n) in agg.items()})
             curve.append(row)
             agg.clear()
+            if keep_snapshots:
+                weights = {k: v.clone() for k, v in self.student.state_dict().items()}
+                snapshots.append({"iter": it, "state_dict": weights})
 
         def accumulate(stats):
             for k, v in stats.items():
@@ -347,9 +357,11 @@ class OMGD:
             if it % every == 0 or it == self.total:
                 log_point(it)
             if resumer is not None:
-                resumer.tick(it, lambda: self.state_dict(curve, agg))
+                resumer.tick(it, lambda: dict(self.state_dict(curve, agg), snapshots=snapshots))
         ck = {"generator": self.student_kwargs, "state_dict": self.student.state_dict(),
               "addon": self.addon_name, "iters": self.total,
               "teachers": "replayed trajectory" if self.replay is not None else "online",
               "resumed_from": start}
+        if keep_snapshots:
+            ck["snapshots"] = snapshots
         return ck, curve

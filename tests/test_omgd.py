@@ -153,3 +153,42 @@ def test_resume_file_of_another_config_is_ignored(setup, tmp_path):
     assert r.returncode == 0, r.stderr[-1500:]
     assert "belongs to another configuration; starting from scratch" in r.stderr
     assert torch.load(out / "student.pt", weights_only=True)["resumed_from"] == 0
+
+
+def test_best_on_test_selection_reports_the_best_snapshot_and_says_so(setup, tmp_path, capsys):
+    """Checkpoint selection is explicit: final (default) or best-during-training on the test set."""
+    import json
+
+    from vem.cli import main
+    from vem.evaluate import real_stats
+    from vem.utils import atomic_save_npz
+
+    d, data, _ = setup
+    atomic_save_npz(tmp_path / "stats.npz", **real_stats(data, d / "feature.pt", tmp_path / "real.zip"))
+    common = ["--task", TASK, "--data", str(d / "d.npz"), "--threads", "1"]
+    assert main(["compress", *common, "--method", "omgd", "--addon", "none", "--perceptual", str(d / "perceptual.pt"),
+                 "--evalnet", str(d / "feature.pt"), "--set", "omgd.iters=6", "--set", "omgd.eval_every=2",
+                 "--set", "omgd.batch=4", "--keep-snapshots", "--out", str(tmp_path / "s.pt"),
+                 "--curve", str(tmp_path / "c.csv")]) == 0
+    ev = ["evaluate", *common, "--method", "omgd", "--generator", str(tmp_path / "s.pt"), "--evalnet",
+          str(d / "feature.pt"), "--real-stats", str(tmp_path / "stats.npz")]
+    assert main([*ev, "--images", str(tmp_path / "f.zip"), "--out", str(tmp_path / "final.json")]) == 0
+    assert main([*ev, "--selection", "best_on_test", "--images", str(tmp_path / "b.zip"),
+                 "--out", str(tmp_path / "best.json")]) == 0
+    final, best = (json.loads((tmp_path / f).read_text()) for f in ("final.json", "best.json"))
+    cands = best["protocol"]["candidates"]
+    assert [c["iter"] for c in cands] == [2, 4, 6]
+    assert best["metric"]["value"] == min(c["value"] for c in cands)
+    assert best["protocol"]["selected_iter"] == min(cands, key=lambda c: c["value"])["iter"]
+    assert "ON THE TEST SET" in best["protocol"]["checkpoint_selection"]
+    assert final["protocol"]["checkpoint_selection"].startswith("final")
+    assert cands[-1]["value"] == final["metric"]["value"]       # the last snapshot is the final weights
+    # without snapshots best-on-test is refused with one line
+    assert main(["compress", *common, "--method", "omgd", "--addon", "none", "--perceptual", str(d / "perceptual.pt"),
+                 "--evalnet", str(d / "feature.pt"), "--set", "omgd.iters=2", "--set", "omgd.batch=4",
+                 "--out", str(tmp_path / "n.pt"), "--curve", str(tmp_path / "n.csv")]) == 0
+    capsys.readouterr()
+    assert main([*ev[:-6], "--generator", str(tmp_path / "n.pt"), "--evalnet", str(d / "feature.pt"),
+                 "--real-stats", str(tmp_path / "stats.npz"), "--selection", "best_on_test",
+                 "--images", str(tmp_path / "x.zip"), "--out", str(tmp_path / "x.json")]) == 2
+    assert "--keep-snapshots" in capsys.readouterr().err and not (tmp_path / "x.json").exists()

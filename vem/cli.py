@@ -23,7 +23,13 @@ def _overrides(args) -> dict:
         if "=" not in item:
             raise ValueError(f"--set expects key=value, got {item!r}")
         k, v = item.split("=", 1)
-        ov[k] = yaml.safe_load(v)
+        val = yaml.safe_load(v)
+        if isinstance(val, str):  # YAML 1.1 reads "1e38" as a string; a number was meant
+            try:
+                val = float(val)
+            except ValueError:
+                pass
+        ov[k] = val
     return ov
 
 
@@ -170,7 +176,7 @@ def cmd_compress(args):
     method = METHODS[args.method](cfg, TaskData(args.data, args.task), args.addon, args.seed,
                                   args.perceptual, args.evalnet, args.teacher, args.lambda_mi,
                                   **({"trajectory": args.trajectory} if args.trajectory else {}))
-    ck, curve = method.run(resumer)
+    ck, curve = method.run(resumer, keep_snapshots=args.keep_snapshots)
     ck.update(method=args.method, seed=args.seed, lambda_mi=lam, train_seconds=time.time() - t0,
               config_hash=chash, config=json.dumps(cfg, sort_keys=True),
               resume_saves=resumer.saves, resume_save_seconds=resumer.save_seconds)
@@ -183,15 +189,19 @@ def cmd_compress(args):
 
 def cmd_evaluate(args):
     from .data.tasks import get_task
-    from .evaluate import evaluate, sample_grid
+    from .evaluate import evaluate, evaluate_best_on_test, sample_grid
     from .train import TaskData
     from .utils import atomic_write_json, load_checkpoint, versions
 
     _threads(args)
     spec = get_task(args.task)
     ck = load_checkpoint(args.generator)
-    res = evaluate(spec, ck, TaskData(args.data, args.task), args.evalnet, args.images, args.real_stats)
-    res["protocol"]["checkpoint_selection"] = "final iteration (no selection on test)"
+    data = TaskData(args.data, args.task)
+    if args.selection == "best_on_test":
+        res = evaluate_best_on_test(spec, ck, data, args.evalnet, args.images, args.real_stats, args.generator)
+    else:
+        res = evaluate(spec, ck, data, args.evalnet, args.images, args.real_stats)
+        res["protocol"]["checkpoint_selection"] = "final iteration (no selection on test)"
     if args.samples:
         sample_grid(args.images, args.samples)
     record = {
@@ -321,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--teacher", default=None)
     sp.add_argument("--trajectory", default=None, help="OMGD paired: replay recorded online teachers "
                                                          "(python -m vem omgd-teachers) instead of training them")
+    sp.add_argument("--keep-snapshots", action="store_true",
+                    help="keep the student at every val-curve point (evaluate --selection best_on_test)")
     sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                     help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
     sp.add_argument("--out", required=True)
@@ -336,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--real-stats", default=None)
     sp.add_argument("--images", required=True)
     sp.add_argument("--samples", default=None)
+    sp.add_argument("--selection", choices=["final", "best_on_test"], default="final",
+                    help="final iteration (default), or the best of the training snapshots ON THE TEST SET "
+                         "(the anchors' protocol; optimistic; needs compress --keep-snapshots)")
     sp.add_argument("--out", required=True)
 
     sp = add("tables", cmd_tables, "render a paper table from metrics files")

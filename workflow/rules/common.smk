@@ -36,6 +36,8 @@ config.setdefault("teacher_seed", 0)
 config.setdefault("evalnet_seed", 0)
 config.setdefault("fmnist_dir", None)
 config.setdefault("overrides", {})
+config.setdefault("checkpoint_every", 100)
+config.setdefault("checkpoint_selection", "final")
 
 # every task's run configuration must resolve with the overrides before any job starts
 _scales = {get_task(t).scale for t in config["tasks"]}

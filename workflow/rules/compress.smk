@@ -18,13 +18,19 @@ rule compress:
         teacher=teacher_arg,
         lam=lambda w: "" if w.addon == "none" else f"--lambda-mi {w.lam}",
         overrides=OVERRIDES,
+        every=config["checkpoint_every"],
+        snapshots=(
+            "--keep-snapshots"
+            if config["checkpoint_selection"] == "best_on_test"
+            else ""
+        ),
     message:
         "Compress {wildcards.task} with {wildcards.method} + {wildcards.addon} (lambda {wildcards.lam}), seed {wildcards.seed}"
     shell:
         "python -m vem compress --task {wildcards.task} --method {wildcards.method} --addon {wildcards.addon} "
         "{params.lam} --seed {wildcards.seed} --data {input.data} --perceptual {input.perceptual} "
         "--evalnet {input.evalnet} {params.teacher} --threads {threads} --overrides '{params.overrides}' "
-        "--out {output.student} --curve {output.curve} > {log} 2>&1"
+        "--checkpoint-every {params.every} {params.snapshots} --out {output.student} --curve {output.curve} > {log} 2>&1"
 
 
 rule evaluate_run:
@@ -46,10 +52,11 @@ rule evaluate_run:
     threads: 1
     params:
         stats=real_stats_arg,
+        selection=config["checkpoint_selection"],
     message:
         "Evaluate {wildcards.task} {wildcards.method} + {wildcards.addon} seed {wildcards.seed} on the test split"
     shell:
         "python -m vem evaluate --task {wildcards.task} --method {wildcards.method} --addon {wildcards.addon} "
         "--generator {input.generator} --data {input.data} --evalnet {input.evalnet} {params.stats} "
-        "--threads {threads} --images {output.images} --samples {output.samples} --out {output.metrics} "
-        "> {log} 2>&1"
+        "--threads {threads} --selection {params.selection} --images {output.images} --samples {output.samples} "
+        "--out {output.metrics} > {log} 2>&1"
