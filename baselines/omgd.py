@@ -138,9 +138,9 @@ class OnlineTeachers:
 
 
 def record_trajectory(cfg: dict, data: TaskData, seed: int, evalnet_path=None,
-                      dtype: torch.dtype = torch.float16) -> tuple[dict, list]:
+                      dtype: torch.dtype = torch.float16, resumer=None) -> tuple[dict, list]:
     """Train the paired online teachers once; return the trajectory a student replays and the wide
-    teacher's val curve (``evalnet_path`` None: no curve)."""
+    teacher's val curve (``evalnet_path`` None: no curve). ``resumer``: see vem.resume."""
     spec, o = data.spec, cfg["omgd"]
     if spec.kind != "paired":
         raise ValueError(f"online-teacher trajectories are for paired tasks; {spec.id} is {spec.kind}")
@@ -151,7 +151,20 @@ def record_trajectory(cfg: dict, data: TaskData, seed: int, evalnet_path=None,
     xa, xb = data.tensor("train", "A"), data.tensor("train", "B")
     scorer = ValScorer(data, evalnet_path) if evalnet_path else None
     idx_all, outs_w, outs_d, feats, curve, t0 = [], [], [], None, [], time.time()
-    for it in progress(range(1, o["iters"] + 1), f"OMGD online teachers {spec.id} seed {seed}"):
+    start = 0
+    saved = resumer.load() if resumer is not None else None
+    if saved is not None:
+        teachers.load_state_dict(saved["teachers"])
+        set_rng_state(saved["rng"], gen)
+        idx_all, outs_w, outs_d = list(saved["idx"]), list(saved["out_wide"]), list(saved["out_deep"])
+        feats, curve, start = [list(f) for f in saved["feats"]] or None, list(saved["curve"]), int(saved["iter"])
+
+    def state():
+        return {"teachers": teachers.state_dict(), "rng": rng_state(gen), "idx": idx_all, "out_wide": outs_w,
+                "out_deep": outs_d, "feats": feats or [], "curve": curve}
+
+    for it in progress(range(start + 1, o["iters"] + 1), f"OMGD online teachers {spec.id} seed {seed}",
+                       initial=start, total=o["iters"]):
         idx = data.batch_indices(gen, o["batch"])
         t_w, t_d, f_w = teachers.step(it, xa[idx], xb[idx])
         idx_all.append(idx)
@@ -163,6 +176,8 @@ def record_trajectory(cfg: dict, data: TaskData, seed: int, evalnet_path=None,
         if scorer and (it % o["eval_every"] == 0 or it == o["iters"]):
             curve.append({"iter": it, "val_wide": scorer(teachers.wide), "val_deep": scorer(teachers.deep),
                           "seconds": time.time() - t0})
+        if resumer is not None:
+            resumer.tick(it, state)
     traj = {"kind": "omgd-online-teachers/1", "task": spec.id, "seed": seed, "iters": o["iters"],
             "teacher_config_hash": teacher_config_hash(cfg, spec.id, seed), "dtype": str(dtype),
             "idx": torch.stack(idx_all), "out_wide": torch.stack(outs_w), "out_deep": torch.stack(outs_d),

@@ -8,8 +8,9 @@
 #
 # Needs root and Debian's slurm-wlm + munge (installed with apt when missing). Exit status 3 means
 # "SLURM cannot be set up here" (not root, no apt); tests skip with that reason. The configuration and
-# state live in $VEM_SLURM_DIR (default /tmp/vem-slurm); /etc/slurm is not touched (SLURM_CONF points
-# the commands at our slurm.conf).
+# state live in $VEM_SLURM_DIR (default /tmp/vem-slurm); /etc/slurm/slurm.conf becomes a link to our
+# slurm.conf (job steps started by srun inside a job look there, whatever SLURM_CONF says) - unless a
+# slurm.conf that is not ours exists, which is never touched (exit 3).
 set -euo pipefail
 
 DIR="${VEM_SLURM_DIR:-/tmp/vem-slurm}"
@@ -67,6 +68,20 @@ NodeName=$HOST CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=local Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
     mv "$CONF.tmp" "$CONF"
+    link_conf
+}
+
+link_conf() {
+    local etc=/etc/slurm/slurm.conf
+    if [[ -e "$etc" || -L "$etc" ]]; then
+        if [[ "$(readlink -f "$etc")" == "$(readlink -f "$CONF")" ]] || grep -q "written by scripts/slurm-localhost.sh" "$etc"; then
+            ln -sfn "$CONF" "$etc"
+            return 0
+        fi
+        die3 "$etc exists and is not ours; not touching a real cluster's configuration"
+    fi
+    mkdir -p /etc/slurm
+    ln -s "$CONF" "$etc"
 }
 
 start() {
@@ -85,6 +100,7 @@ start() {
         touch "$DIR.munged-started" 2>/dev/null || true
     fi
     if alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid"; then
+        link_conf
         echo "slurm-localhost: already running ($CONF)" >&2
     else
         write_conf
@@ -110,6 +126,9 @@ stop() {
         alive "$DIR/slurmd.pid" || alive "$DIR/slurmctld.pid" || break
         sleep 0.25
     done
+    if [[ -L /etc/slurm/slurm.conf && "$(readlink -f /etc/slurm/slurm.conf)" == "$(readlink -f "$CONF")" ]]; then
+        rm -f /etc/slurm/slurm.conf
+    fi
     if [[ -f "$DIR.munged-started" ]] && alive /run/munge/munged.pid; then
         kill "$(cat /run/munge/munged.pid)" || true
         rm -f "$DIR.munged-started"

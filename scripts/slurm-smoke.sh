@@ -39,5 +39,5 @@ if ! timeout -k 10 1500 "$SNAKEMAKE" -s "$REPO/Snakefile" --directory "$WORK/slu
     echo "SLURM smoke run failed; log: $WORK/slurm.log"
     exit 1
 fi
-echo "SLURM smoke run: $(( $(date +%s) - t0 )) s ($(grep -c 'Submitted job' "$WORK/slurm.log" || true) jobs submitted)"
+echo "SLURM smoke run: $(( $(date +%s) - t0 )) s ($(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm.log" || true) jobs submitted)"
 "$PY" "$REPO/scripts/compare_runs.py" "$LOCAL" "$WORK/slurm"

@@ -192,3 +192,65 @@ def test_best_on_test_selection_reports_the_best_snapshot_and_says_so(setup, tmp
                  "--real-stats", str(tmp_path / "stats.npz"), "--selection", "best_on_test",
                  "--images", str(tmp_path / "x.zip"), "--out", str(tmp_path / "x.json")]) == 2
     assert "--keep-snapshots" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_interrupted_cyclegan_teacher_resumes_to_the_same_result(edges_assets, tmp_path):
+    """Teacher jobs resume too (generators, discriminators, optimisers, schedulers, image pools, RNGs)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import run_env
+    from vem.data import fmnist
+    from vem.data.tasks import build_task
+    from vem.utils import atomic_save_npz
+
+    task = "fmnist_sneaker2boot"
+    arrays = build_task(task, fmnist.load(ROOT / "resources" / "fmnist"), seed=0)
+    atomic_save_npz(tmp_path / "d.npz", **arrays, task=np.array(task))
+
+    def cmd(out, every):
+        return [sys.executable, "-m", "vem", "train-teacher", "--task", task, "--role", "omgd", "--threads", "1",
+                "--data", str(tmp_path / "d.npz"), "--evalnet", str(edges_assets / "feature.pt"),
+                "--set", "teachers.omgd.iters=60", "--set", "teachers.omgd.snapshot_every=20",
+                "--set", "teachers.omgd.pool_size=6", "--set", "teachers.omgd.batch=2",
+                "--checkpoint-every", str(every), "--out", str(out / "g.pt"), "--curve", str(out / "c.csv")]
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    r = subprocess.run(cmd(ref, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1500:]
+    code, _ = _interrupt(cmd(run, 2), run / "g.pt.resume", "kill", min_iter=24)
+    assert code == -9 and not (run / "g.pt").exists()
+    r = subprocess.run(cmd(run, 2), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
+    a, b = (torch.load(d / "g.pt", weights_only=True) for d in (ref, run))
+    assert b["resumed_from"] >= 24 and not (run / "g.pt.resume").exists()
+    for k, v in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][k], v), k
+    assert [s["val"] for s in a["snapshots"]] == [s["val"] for s in b["snapshots"]]
+
+
+def test_interrupted_online_teacher_recording_resumes_to_the_same_trajectory(setup, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import run_env
+
+    d, _, _ = setup
+
+    def cmd(out, every):
+        return [sys.executable, "-m", "vem", "omgd-teachers", "--task", TASK, "--seed", "1", "--threads", "1",
+                "--data", str(d / "d.npz"), "--evalnet", str(d / "feature.pt"), "--set", "omgd.iters=60",
+                "--set", "omgd.batch=4", "--set", "omgd.eval_every=20", "--checkpoint-every", str(every),
+                "--out", str(out / "t.pt"), "--curve", str(out / "c.csv")]
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    r = subprocess.run(cmd(ref, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1500:]
+    code, _ = _interrupt(cmd(run, 3), run / "t.pt.resume", "term", min_iter=15)
+    assert code == 143 and not (run / "t.pt").exists()
+    r = subprocess.run(cmd(run, 3), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
+    a, b = (torch.load(x / "t.pt", weights_only=True) for x in (ref, run))
+    for k in ("idx", "out_wide", "out_deep"):
+        assert torch.equal(a[k], b[k]), k
+    assert all(torch.equal(x, y) for x, y in zip(a["feat_means"], b["feat_means"]))

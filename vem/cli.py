@@ -125,12 +125,17 @@ def cmd_train_teacher(args):
     cfg = _cfg(args)
     if args.role not in cfg["teachers"]:
         raise ValueError(f"task {args.task} has no teacher role {args.role!r} (has {sorted(cfg['teachers'])})")
+    from .resume import Resumer
+
     t0 = time.time()
-    ck, curve = train_teacher(cfg, args.role, TaskData(args.data, args.task), args.evalnet, args.seed)
-    ck.update(role=args.role, seed=args.seed, config_hash=config_hash(cfg["teachers"][args.role]),
-              train_seconds=time.time() - t0)
-    atomic_save_torch(args.out, ck)
+    chash = config_hash(cfg["teachers"][args.role])
+    resumer = Resumer(args.out, identity=f"{args.task}/{args.role}/{chash}/seed{args.seed}",
+                      every=args.checkpoint_every)
+    ck, curve = train_teacher(cfg, args.role, TaskData(args.data, args.task), args.evalnet, args.seed, resumer)
+    ck.update(role=args.role, seed=args.seed, config_hash=chash, train_seconds=time.time() - t0)
     _write_curve(args.curve, curve)
+    atomic_save_torch(args.out, ck)
+    resumer.finish()
     print(f"teacher {args.task}/{args.role}: final val {curve[-1]['val']:.4f} in {time.time() - t0:.0f} s")
 
 
@@ -142,11 +147,18 @@ def cmd_omgd_teachers(args):
 
     _threads(args)
     cfg = _cfg(args)
+    from baselines.omgd import teacher_config_hash
+
+    from .resume import Resumer
+
     t0 = time.time()
-    traj, curve = record_trajectory(cfg, TaskData(args.data, args.task), args.seed, args.evalnet)
+    resumer = Resumer(args.out, identity=f"{args.task}/omgd-online/{teacher_config_hash(cfg, args.task, args.seed)}",
+                      every=args.checkpoint_every)
+    traj, curve = record_trajectory(cfg, TaskData(args.data, args.task), args.seed, args.evalnet, resumer=resumer)
     traj["train_seconds"] = time.time() - t0
-    atomic_save_torch(args.out, traj)
     _write_curve(args.curve, curve)
+    atomic_save_torch(args.out, traj)
+    resumer.finish()
     last = curve[-1]
     print(f"OMGD online teachers {args.task} seed {args.seed}: final val wide {last['val_wide']:.4f}, "
           f"deep {last['val_deep']:.4f} in {time.time() - t0:.0f} s")
@@ -309,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--role", required=True)
     sp.add_argument("--data", required=True)
     sp.add_argument("--evalnet", required=True)
+    sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                    help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 
@@ -317,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--data", required=True)
     sp.add_argument("--evalnet", required=True, help="scores the teachers' val curve")
+    sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                    help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .losses import gan_loss
 from .models import NLayerDiscriminator, build_generator
+from .resume import rng_state, set_rng_state
 from .train import ImagePool, TaskData, ValScorer, check_finite, linear_decay
 from .utils import progress, seed_all
 
@@ -25,17 +26,45 @@ def generator_kwargs(t: dict, spec, ngf: int | None = None, arch: str | None = N
             "ngf": ngf or t["ngf"], "norm": t["norm"], "num_downs": t["num_downs"], "n_blocks": t["n_blocks"]}
 
 
-def train_teacher(cfg: dict, role: str, data: TaskData, evalnet_path, seed: int) -> tuple[dict, list]:
+def train_teacher(cfg: dict, role: str, data: TaskData, evalnet_path, seed: int, resumer=None) -> tuple[dict, list]:
+    """``resumer`` (vem.resume.Resumer): continue a saved run and save this one (periodically/on signals)."""
     seed_all(seed)
     t = cfg["teachers"][role]
     spec = data.spec
     gkw = generator_kwargs(t, spec)
     if spec.kind == "paired":
-        return _pix2pix(t, gkw, data, evalnet_path, seed)
+        return _pix2pix(t, gkw, data, evalnet_path, seed, resumer)
     if spec.in_channels != spec.out_channels:
         raise ValueError(f"CycleGAN needs equal channels on both sides, task {spec.id} has "
                          f"{spec.in_channels} -> {spec.out_channels}")
-    return _cyclegan(t, gkw, data, evalnet_path, seed)
+    return _cyclegan(t, gkw, data, evalnet_path, seed, resumer)
+
+
+class _State:
+    """Named modules/optimisers/schedulers (+ the batch generator, pools, curve, snapshots) as one
+    weights-only state for vem.resume."""
+
+    def __init__(self, objs: dict, gen: torch.Generator, pools: dict | None = None):
+        self.objs, self.gen, self.pools = objs, gen, pools or {}
+
+    def state(self, curve, snapshots) -> dict:
+        st = {k: o.state_dict() for k, o in self.objs.items()}
+        st.update(rng=rng_state(self.gen), curve=list(curve), snapshots=list(snapshots),
+                  pools={k: p.state_dict() for k, p in self.pools.items()})
+        return st
+
+    def restore(self, st: dict) -> tuple[int, list, list]:
+        for k, o in self.objs.items():
+            o.load_state_dict(st[k])
+        for k, p in self.pools.items():
+            p.load_state_dict(st["pools"][k])
+        set_rng_state(st["rng"], self.gen)
+        return int(st["iter"]), list(st["curve"]), list(st["snapshots"])
+
+
+def _resume(resumer, holder: _State):
+    saved = resumer.load() if resumer is not None else None
+    return holder.restore(saved) if saved is not None else (0, [], [])
 
 
 def _snapshot(gen, it, scorer, curve, snapshots, t0):
@@ -44,7 +73,7 @@ def _snapshot(gen, it, scorer, curve, snapshots, t0):
     snapshots.append({"iter": it, "val": score, "state_dict": copy.deepcopy(gen.state_dict())})
 
 
-def _pix2pix(t, gkw, data, evalnet_path, seed):
+def _pix2pix(t, gkw, data, evalnet_path, seed, resumer=None):
     spec = data.spec
     G = build_generator(**gkw)
     D = NLayerDiscriminator(spec.in_channels + spec.out_channels, t["ndf"], t["n_layers_d"], "batch")
@@ -54,8 +83,12 @@ def _pix2pix(t, gkw, data, evalnet_path, seed):
     xa, xb = data.tensor("train", "A"), data.tensor("train", "B")
     gen = torch.Generator().manual_seed(seed)
     scorer = ValScorer(data, evalnet_path)
-    curve, snapshots, t0 = [], [], time.time()
-    for it in progress(range(1, t["iters"] + 1), f"pix2pix teacher {spec.id}"):
+    holder = _State({"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d, "sched_g": scheds[0], "sched_d": scheds[1]},
+                    gen)
+    start, curve, snapshots = _resume(resumer, holder)
+    t0 = time.time()
+    for it in progress(range(start + 1, t["iters"] + 1), f"pix2pix teacher {spec.id}", initial=start,
+                       total=t["iters"]):
         idx = data.batch_indices(gen, t["batch"])
         a, b = xa[idx], xb[idx]
         fake = G(a)
@@ -74,10 +107,12 @@ def _pix2pix(t, gkw, data, evalnet_path, seed):
             s.step()
         if it % t["snapshot_every"] == 0 or it == t["iters"]:
             _snapshot(G, it, scorer, curve, snapshots, t0)
-    return {"generator": gkw, "state_dict": G.state_dict(), "snapshots": snapshots}, curve
+        if resumer is not None:
+            resumer.tick(it, lambda: holder.state(curve, snapshots))
+    return {"generator": gkw, "state_dict": G.state_dict(), "snapshots": snapshots, "resumed_from": start}, curve
 
 
-def _cyclegan(t, gkw, data, evalnet_path, seed):
+def _cyclegan(t, gkw, data, evalnet_path, seed, resumer=None):
     G_A, G_B = build_generator(**gkw), build_generator(**gkw)
     nc = data.spec.out_channels
     D_A = NLayerDiscriminator(nc, t["ndf"], t["n_layers_d"], "instance")
@@ -90,8 +125,12 @@ def _cyclegan(t, gkw, data, evalnet_path, seed):
     pool_a, pool_b = ImagePool(t["pool_size"], seed), ImagePool(t["pool_size"], seed + 1)
     scorer = ValScorer(data, evalnet_path)
     lam, lam_idt, mode = t["lambda_rec"], t["lambda_idt"], t["gan_mode"]
-    curve, snapshots, t0 = [], [], time.time()
-    for it in progress(range(1, t["iters"] + 1), f"CycleGAN teacher {data.spec.id}"):
+    holder = _State({"G_A": G_A, "G_B": G_B, "D_A": D_A, "D_B": D_B, "opt_g": opt_g, "opt_d": opt_d,
+                     "sched_g": scheds[0], "sched_d": scheds[1]}, gen, {"a": pool_a, "b": pool_b})
+    start, curve, snapshots = _resume(resumer, holder)
+    t0 = time.time()
+    for it in progress(range(start + 1, t["iters"] + 1), f"CycleGAN teacher {data.spec.id}", initial=start,
+                       total=t["iters"]):
         a = xa[data.batch_indices(gen, t["batch"], side="A")]
         b = xb[data.batch_indices(gen, t["batch"], side="B")]
         fake_b, fake_a = G_A(a), G_B(b)
@@ -118,7 +157,9 @@ def _cyclegan(t, gkw, data, evalnet_path, seed):
             s.step()
         if it % t["snapshot_every"] == 0 or it == t["iters"]:
             _snapshot(G_A, it, scorer, curve, snapshots, t0)
-    return {"generator": gkw, "state_dict": G_A.state_dict(), "snapshots": snapshots}, curve
+        if resumer is not None:
+            resumer.tick(it, lambda: holder.state(curve, snapshots))
+    return {"generator": gkw, "state_dict": G_A.state_dict(), "snapshots": snapshots, "resumed_from": start}, curve
 
 
 def load_generator(ck: dict, state_dict=None):

@@ -63,6 +63,15 @@ class ImagePool:
     def __init__(self, size: int, seed: int):
         self.size, self.images, self.rng = size, [], random.Random(seed)
 
+    def state_dict(self) -> dict:
+        version, internal, gauss = self.rng.getstate()
+        return {"images": list(self.images), "rng": [version, list(internal), gauss]}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.images = list(st["images"])
+        version, internal, gauss = st["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
             return images

@@ -15,12 +15,13 @@ rule train_teacher:
     params:
         seed=config["teacher_seed"],
         overrides=OVERRIDES,
+        every=config["checkpoint_every"],
     message:
         "Train the {wildcards.role} teacher of {wildcards.task}"
     shell:
         "python -m vem train-teacher --task {wildcards.task} --role {wildcards.role} --data {input.data} "
         "--evalnet {input.evalnet} --seed {params.seed} --threads {threads} --overrides '{params.overrides}' "
-        "--out {output.generator} --curve {output.curve} > {log} 2>&1"
+        "--checkpoint-every {params.every} --out {output.generator} --curve {output.curve} > {log} 2>&1"
 
 
 rule omgd_online_teachers:
@@ -39,12 +40,13 @@ rule omgd_online_teachers:
     threads: 1
     params:
         overrides=OVERRIDES,
+        every=config["checkpoint_every"],
     message:
         "Train OMGD's online teachers of {wildcards.task} once for seed {wildcards.seed} (replayed by every add-on)"
     shell:
         "python -m vem omgd-teachers --task {wildcards.task} --seed {wildcards.seed} --data {input.data} "
         "--evalnet {input.evalnet} --threads {threads} --overrides '{params.overrides}' "
-        "--out {output.trajectory} --curve {output.curve} > {log} 2>&1"
+        "--checkpoint-every {params.every} --out {output.trajectory} --curve {output.curve} > {log} 2>&1"
 
 
 rule evaluate_teacher:
