@@ -44,7 +44,7 @@ from vem.losses import gan_loss, ssim, style_loss, tv_loss
 from vem.mi import build_addon
 from vem.mi.base import NonFiniteError
 from vem.models import MultiNLayerDiscriminator, PerceptualNet, build_generator
-from vem.resume import rng_state, set_rng_state
+from vem.resume import load_objects_state, objects_state, rng_state, set_rng_state
 from vem.teachers import generator_kwargs, load_generator
 from vem.train import TaskData, ValScorer, check_finite, linear_decay
 from vem.utils import config_hash, load_checkpoint, progress, seed_all
@@ -96,16 +96,15 @@ class OnlineTeachers:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o["lr"], betas=(0.5, 0.999))
         self.scheds = [linear_decay(opt, o["iters"], o["decay_from"]) for opt in (self.opt_t, self.opt_d)]
 
+    def _objects(self) -> dict:
+        return {"wide": self.wide, "deep": self.deep, "D": self.D, "opt_t": self.opt_t, "opt_d": self.opt_d,
+                "sched_t": self.scheds[0], "sched_d": self.scheds[1]}
+
     def state_dict(self) -> dict:
-        return {"wide": self.wide.state_dict(), "deep": self.deep.state_dict(), "D": self.D.state_dict(),
-                "opt_t": self.opt_t.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "scheds": [sc.state_dict() for sc in self.scheds]}
+        return objects_state(self._objects())
 
     def load_state_dict(self, st: dict) -> None:
-        for k in ("wide", "deep", "D", "opt_t", "opt_d"):
-            getattr(self, k).load_state_dict(st[k])
-        for sc, v in zip(self.scheds, st["scheds"]):
-            sc.load_state_dict(v)
+        load_objects_state(self._objects(), st)
 
     def step(self, it: int, a: torch.Tensor, b: torch.Tensor):
         if (it - 1) % self.o["n_dis"] == 0:
@@ -289,26 +288,22 @@ class OMGD:
         return stats
 
     # ----------------------------------------------------------------------------------------------
-    def state_dict(self, curve: list, agg: dict) -> dict:
-        """Everything a resumed run needs to continue exactly (see vem.resume)."""
-        st = {"student": self.student.state_dict(), "adapters": self.adapters.state_dict(),
-              "opt_s": self.opt_s.state_dict(), "sched_s": self.sched_s.state_dict(),
-              "addon": self.addon.state_dict(), "rng": rng_state(self.gen), "curve": list(curve),
-              "agg": {k: list(v) for k, v in agg.items()}}
+    def _objects(self) -> dict:
+        objs = {"student": self.student, "adapters": self.adapters, "opt_s": self.opt_s, "sched_s": self.sched_s,
+                "addon": self.addon}
         if self.teachers is not None:
-            st["teachers"] = self.teachers.state_dict()
-        return st
+            objs["teachers"] = self.teachers
+        return objs
 
-    def load_state_dict(self, st: dict) -> tuple[list, dict]:
-        self.student.load_state_dict(st["student"])
-        self.adapters.load_state_dict(st["adapters"])
-        self.opt_s.load_state_dict(st["opt_s"])
-        self.sched_s.load_state_dict(st["sched_s"])
-        self.addon.load_state_dict(st["addon"])
-        if self.teachers is not None:
-            self.teachers.load_state_dict(st["teachers"])
+    def state_dict(self, curve: list, agg: dict, snapshots: list) -> dict:
+        """Everything a resumed run needs to continue exactly (see vem.resume)."""
+        return dict(objects_state(self._objects()), rng=rng_state(self.gen), curve=list(curve),
+                    agg={k: list(v) for k, v in agg.items()}, snapshots=list(snapshots))
+
+    def load_state_dict(self, st: dict) -> tuple[list, dict, list]:
+        load_objects_state(self._objects(), st)
         set_rng_state(st["rng"], self.gen)
-        return list(st["curve"]), {k: tuple(v) for k, v in st["agg"].items()}
+        return list(st["curve"]), {k: tuple(v) for k, v in st["agg"].items()}, list(st["snapshots"])
 
     def _best_snapshot(self, phase: int) -> dict:
         """The teacher of unpaired phase ``phase``: the best snapshot so far on the val split."""
@@ -325,9 +320,8 @@ class OMGD:
         curve, agg, start, snapshots = [], {}, 0, []
         saved = resumer.load() if resumer is not None else None
         if saved is not None:
-            curve, agg = self.load_state_dict(saved)
+            curve, agg, snapshots = self.load_state_dict(saved)
             start = int(saved["iter"])
-            snapshots = list(saved.get("snapshots", []))
         t0 = time.time() - (curve[-1]["seconds"] if curve else 0.0)
         every = self.o["eval_every"]
 
@@ -372,7 +366,7 @@ class OMGD:
             if it % every == 0 or it == self.total:
                 log_point(it)
             if resumer is not None:
-                resumer.tick(it, lambda: dict(self.state_dict(curve, agg), snapshots=snapshots))
+                resumer.tick(it, lambda: self.state_dict(curve, agg, snapshots))
         ck = {"generator": self.student_kwargs, "state_dict": self.student.state_dict(),
               "addon": self.addon_name, "iters": self.total,
               "teachers": "replayed trajectory" if self.replay is not None else "online",

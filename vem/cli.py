@@ -140,17 +140,14 @@ def cmd_train_teacher(args):
 
 
 def cmd_omgd_teachers(args):
-    from baselines.omgd import record_trajectory
+    from baselines.omgd import record_trajectory, teacher_config_hash
 
+    from .resume import Resumer
     from .train import TaskData
     from .utils import atomic_save_torch
 
     _threads(args)
     cfg = _cfg(args)
-    from baselines.omgd import teacher_config_hash
-
-    from .resume import Resumer
-
     t0 = time.time()
     resumer = Resumer(args.out, identity=f"{args.task}/omgd-online/{teacher_config_hash(cfg, args.task, args.seed)}",
                       every=args.checkpoint_every)
@@ -277,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
+    def checkpoint_every(sp):
+        sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                        help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
+
     def common(sp, task=True, seed=True):
         if task:
             sp.add_argument("--task", required=True)
@@ -321,8 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--role", required=True)
     sp.add_argument("--data", required=True)
     sp.add_argument("--evalnet", required=True)
-    sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                    help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
+    checkpoint_every(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 
@@ -331,8 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--data", required=True)
     sp.add_argument("--evalnet", required=True, help="scores the teachers' val curve")
-    sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                    help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
+    checkpoint_every(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 
@@ -349,8 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(python -m vem omgd-teachers) instead of training them")
     sp.add_argument("--keep-snapshots", action="store_true",
                     help="keep the student at every val-curve point (evaluate --selection best_on_test)")
-    sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                    help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
+    checkpoint_every(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 

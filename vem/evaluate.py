@@ -121,22 +121,26 @@ def evaluate_best_on_test(spec: TaskSpec, ck: dict, data: TaskData, evalnet_path
     if cands[-1][0] != ck.get("iters"):
         cands.append((int(ck.get("iters") or -1), ck["state_dict"]))
     higher = spec.metric == "miou"
-    scores, best = [], None
-    tmp = Path(images_zip).with_name(f".{Path(images_zip).name}.candidate.zip")
+    scores, best_it, res = [], None, None
+    images_zip = Path(images_zip)
+    tmp = images_zip.with_name(f".{images_zip.name}.candidate.zip")
+    best_tmp = images_zip.with_name(f".{images_zip.name}.best.zip")
     try:
         for it, sd in cands:
             r = evaluate(spec, dict(ck, state_dict=sd), data, evalnet_path, tmp, real_stats_path)
             v = r["metric"]["value"]
             scores.append({"iter": it, "value": v})
-            if best is None or (v > best[1] if higher else v < best[1]):
-                best = (it, v, sd)
+            if res is None or (v > res["metric"]["value"] if higher else v < res["metric"]["value"]):
+                best_it, res = it, r
+                os.replace(tmp, best_tmp)   # keep the best candidate's images: no second evaluation
+        os.replace(best_tmp, images_zip)
     finally:
         tmp.unlink(missing_ok=True)
-    res = evaluate(spec, dict(ck, state_dict=best[2]), data, evalnet_path, images_zip, real_stats_path)
+        best_tmp.unlink(missing_ok=True)
     res["protocol"].update(
         checkpoint_selection=f"best of {len(cands)} training snapshots selected ON THE TEST SET "
-                             f"(anchors' protocol; optimistic): iteration {best[0]}",
-        selected_iter=best[0], candidates=scores)
+                             f"(anchors' protocol; optimistic): iteration {best_it}",
+        selected_iter=best_it, candidates=scores)
     return res
 
 

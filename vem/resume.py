@@ -33,14 +33,23 @@ RESUME_SUFFIX = ".resume"
 _SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGUSR1: "SIGUSR1"}
 
 
+def py_random_state(rng=random) -> dict:
+    """A ``random.Random``'s (default: the module's) state as ints/lists (weights-only loadable)."""
+    version, internal, gauss_next = rng.getstate()
+    return {"version": version, "internal": list(internal), "gauss_next": gauss_next}
+
+
+def set_py_random_state(st: dict, rng=random) -> None:
+    rng.setstate((st["version"], tuple(st["internal"]), st["gauss_next"]))
+
+
 def rng_state(gen: torch.Generator | None = None) -> dict:
     """Every RNG stream as tensors/ints only, so resume files load with ``weights_only=True``."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
     st = {"torch": torch.get_rng_state(),
           "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                     "has_gauss": int(has_gauss), "gauss": float(gauss)},
-          "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next}}
+          "python": py_random_state()}
     if gen is not None:
         st["gen"] = gen.get_state()
     return st
@@ -50,10 +59,19 @@ def set_rng_state(st: dict, gen: torch.Generator | None = None) -> None:
     torch.set_rng_state(st["torch"])
     n = st["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    p = st["python"]
-    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+    set_py_random_state(st["python"])
     if gen is not None and "gen" in st:
         gen.set_state(st["gen"])
+
+
+def objects_state(objs: dict) -> dict:
+    """``{name: obj.state_dict()}`` for named modules, optimisers, schedulers, pools."""
+    return {k: o.state_dict() for k, o in objs.items()}
+
+
+def load_objects_state(objs: dict, st: dict) -> None:
+    for k, o in objs.items():
+        o.load_state_dict(st[k])
 
 
 class Resumer:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .losses import gan_loss
 from .models import NLayerDiscriminator, build_generator
-from .resume import rng_state, set_rng_state
+from .resume import load_objects_state, objects_state, rng_state, set_rng_state
 from .train import ImagePool, TaskData, ValScorer, check_finite, linear_decay
 from .utils import progress, seed_all
 
@@ -48,16 +48,12 @@ class _State:
         self.objs, self.gen, self.pools = objs, gen, pools or {}
 
     def state(self, curve, snapshots) -> dict:
-        st = {k: o.state_dict() for k, o in self.objs.items()}
-        st.update(rng=rng_state(self.gen), curve=list(curve), snapshots=list(snapshots),
-                  pools={k: p.state_dict() for k, p in self.pools.items()})
-        return st
+        return dict(objects_state(self.objs), rng=rng_state(self.gen), curve=list(curve),
+                    snapshots=list(snapshots), pools=objects_state(self.pools))
 
     def restore(self, st: dict) -> tuple[int, list, list]:
-        for k, o in self.objs.items():
-            o.load_state_dict(st[k])
-        for k, p in self.pools.items():
-            p.load_state_dict(st["pools"][k])
+        load_objects_state(self.objs, st)
+        load_objects_state(self.pools, st["pools"])
         set_rng_state(st["rng"], self.gen)
         return int(st["iter"]), list(st["curve"]), list(st["snapshots"])
 

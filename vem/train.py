@@ -64,13 +64,15 @@ class ImagePool:
         self.size, self.images, self.rng = size, [], random.Random(seed)
 
     def state_dict(self) -> dict:
-        version, internal, gauss = self.rng.getstate()
-        return {"images": list(self.images), "rng": [version, list(internal), gauss]}
+        from .resume import py_random_state
+
+        return {"images": list(self.images), "rng": py_random_state(self.rng)}
 
     def load_state_dict(self, st: dict) -> None:
+        from .resume import set_py_random_state
+
         self.images = list(st["images"])
-        version, internal, gauss = st["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        set_py_random_state(st["rng"], self.rng)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:

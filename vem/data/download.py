@@ -122,7 +122,7 @@ def download(urls, dest, sha256: str | None = None, timeout: float = 60.0, allow
             else:
                 _fetch(url, part, timeout, log)
             break
-        except (OSError, urllib.error.URLError) as e:
+        except OSError as e:  # urllib's URLError / HTTPError included
             errors.append(f"{url}: {type(e).__name__}: {e}")
             log(f"mirror failed: {errors[-1]}")
     else:

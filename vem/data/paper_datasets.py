@@ -20,6 +20,15 @@ from .download import download, safe_extract, sha256_file
 EFROS = "efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 HF = "https://huggingface.co/mit-han-lab/gan-compression/resolve/main"
 
+def _cyclegan_dataset(name: str, task: str) -> dict:
+    """CycleGAN's copy (moved from people.eecs.berkeley.edu to efrosgans, which may serve HTTP only)."""
+    return {"task": task, "archive": f"{name}.zip", "strip": name,
+            "urls": [f"https://{EFROS}/{name}.zip", f"http://{EFROS}/{name}.zip",
+                     f"https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/{name}.zip"],
+            "allow_http": True, "sha256": None, "layout": ["trainA", "trainB", "testA", "testB"],
+            "note": "CycleGAN's copy (moved from people.eecs.berkeley.edu to efrosgans)"}
+
+
 DATASETS: dict[str, dict] = {
     "edges2shoes-r": {
         "task": "edges2shoes", "archive": "edges2shoes-r.tar.gz", "strip": "edges2shoes-r",
@@ -27,20 +36,8 @@ DATASETS: dict[str, dict] = {
         "sha256": None, "layout": ["train", "val"],
         "note": "GAN-Compression's resized 256x256 copy (its hanlab.mit.edu URL is dead; HuggingFace now)",
     },
-    "horse2zebra": {
-        "task": "horse2zebra", "archive": "horse2zebra.zip", "strip": "horse2zebra",
-        "urls": [f"https://{EFROS}/horse2zebra.zip", f"http://{EFROS}/horse2zebra.zip",
-                 "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/horse2zebra.zip"],
-        "allow_http": True, "sha256": None, "layout": ["trainA", "trainB", "testA", "testB"],
-        "note": "CycleGAN's copy (moved from people.eecs.berkeley.edu to efrosgans)",
-    },
-    "summer2winter_yosemite": {
-        "task": "summer2winter", "archive": "summer2winter_yosemite.zip", "strip": "summer2winter_yosemite",
-        "urls": [f"https://{EFROS}/summer2winter_yosemite.zip", f"http://{EFROS}/summer2winter_yosemite.zip",
-                 "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/summer2winter_yosemite.zip"],
-        "allow_http": True, "sha256": None, "layout": ["trainA", "trainB", "testA", "testB"],
-        "note": "CycleGAN's copy",
-    },
+    "horse2zebra": _cyclegan_dataset("horse2zebra", "horse2zebra"),
+    "summer2winter_yosemite": _cyclegan_dataset("summer2winter_yosemite", "summer2winter"),
     "cityscapes": {
         "task": "cityscapes", "manual": ["gtFine_trainvaltest.zip", "leftImg8bit_trainvaltest.zip"],
         "layout": ["gtFine", "leftImg8bit"],

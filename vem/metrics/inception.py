@@ -41,29 +41,27 @@ def inception_extractor(mode: str, weights, device=None):
         raise FileNotFoundError(
             f"Inception weights {weights} ({MODES[mode]}) are missing: run `snakemake resources/weights/{MODES[mode]}` "
             f"(downloads) or set {CONFIG_KEYS[mode]}: /path/to/{MODES[mode]} in the config (offline nodes)")
-    tmp = Path(tempfile.mkdtemp(prefix="vem-inception-"))
+    # the weights are read while the network is built; the folder exposing them is gone afterwards
+    with tempfile.TemporaryDirectory(prefix="vem-inception-") as d:
+        tmp = Path(d)
+        if mode == "legacy_pytorch":
+            from cleanfid.inception_pytorch import InceptionV3
+
+            _link(weights, tmp / "hub" / "checkpoints" / MODES[mode])
+            old = getattr(torch.hub, "_hub_dir", None)  # restore exactly: set_dir(get_dir()) would pin it
+            torch.hub.set_dir(str(tmp / "hub"))
+            try:
+                model = InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
+            finally:
+                torch.hub._hub_dir = old
+        else:
+            from cleanfid.inception_torchscript import InceptionV3W
+
+            _link(weights, tmp / MODES[mode])
+            model = InceptionV3W(str(tmp), download=False, resize_inside=False).to(device).eval()
     if mode == "legacy_pytorch":
-        from cleanfid.inception_pytorch import InceptionV3
-
-        _link(weights, tmp / "hub" / "checkpoints" / MODES[mode])
-        old = getattr(torch.hub, "_hub_dir", None)  # restore exactly: set_dir(get_dir()) would pin it
-        torch.hub.set_dir(str(tmp / "hub"))
-        try:
-            model = InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
-        finally:
-            torch.hub._hub_dir = old
-
-        def fn(x):
-            return model(x / 255)[0].squeeze(-1).squeeze(-1)
-    else:
-        from cleanfid.inception_torchscript import InceptionV3W
-
-        _link(weights, tmp / MODES[mode])
-        model = InceptionV3W(str(tmp), download=False, resize_inside=False).to(device).eval()
-
-        def fn(x):
-            return model(x)
-    return fn
+        return lambda x: model(x / 255)[0].squeeze(-1).squeeze(-1)
+    return model
 
 
 def zip_inception_features(images_zip, mode: str, weights, batch_size: int = 32, device=None) -> np.ndarray:
