@@ -43,7 +43,8 @@ from vem.config import addon_kwargs
 from vem.losses import gan_loss, ssim, style_loss, tv_loss
 from vem.mi import build_addon
 from vem.mi.base import NonFiniteError
-from vem.models import MultiNLayerDiscriminator, PerceptualNet, build_generator
+from vem.models import MultiNLayerDiscriminator, build_generator
+from vem.models.evalnets import load_perceptual
 from vem.resume import load_objects_state, objects_state, rng_state, set_rng_state
 from vem.teachers import generator_kwargs, load_generator
 from vem.train import TaskData, ValScorer, check_finite, linear_decay
@@ -51,7 +52,7 @@ from vem.utils import config_hash, load_checkpoint, progress, seed_all
 
 TEACHER_SEED_OFFSET = 7919  # teachers' init stream: seed + offset, independent of the student's
 # omgd keys that shape the online teachers' trajectory (the rest only affect the student)
-TEACHER_KEYS = ("wide_ngf", "deep_ngf", "iters", "batch", "lr", "decay_from", "n_dis", "n_share", "ndf",
+TEACHER_KEYS = ("wide_ngf", "deep_ngf", "deep_block", "iters", "batch", "lr", "decay_from", "n_dis", "n_share", "ndf",
                 "n_layers_d")
 
 
@@ -71,7 +72,7 @@ def _feature_channels(gen: nn.Module, in_nc: int, size: int) -> list[int]:
 def teacher_config_hash(cfg: dict, task: str, seed: int) -> str:
     """Identity of a paired online-teacher trajectory: everything that shapes it, nothing else."""
     return config_hash({"task": task, "seed": seed, "original": cfg["teachers"]["original"],
-                        "omgd": {k: cfg["omgd"][k] for k in TEACHER_KEYS}})
+                        "omgd": {k: cfg["omgd"].get(k) for k in TEACHER_KEYS}})
 
 
 class OnlineTeachers:
@@ -88,7 +89,9 @@ class OnlineTeachers:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + TEACHER_SEED_OFFSET)
             self.wide = build_generator(**generator_kwargs(base, spec, ngf=o["wide_ngf"]))
-            self.deep = build_generator(**generator_kwargs(base, spec, ngf=o["deep_ngf"], arch="unet_deepest"))
+            deep_arch = "unet_deepest" if base["arch"].startswith("unet") else "mobile_deepest_resnet"
+            self.deep = build_generator(**generator_kwargs(base, spec, ngf=o["deep_ngf"], arch=deep_arch),
+                                        deep_block=o.get("deep_block", "expansion"))
             self.D = MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"], o["n_layers_d"],
                                               "batch", o["n_share"], n_heads=2)
         teachers = list(self.wide.parameters()) + list(self.deep.parameters())
@@ -216,10 +219,7 @@ class OMGD:
         base = cfg["teachers"]["original"] if spec.kind == "paired" else cfg["teachers"]["omgd"]
         self.student_kwargs = generator_kwargs(base, spec, ngf=o["student_ngf"])
         self.student = build_generator(**self.student_kwargs)
-        ck = load_checkpoint(perceptual_path)
-        self.perceptual = PerceptualNet(**ck["kwargs"])
-        self.perceptual.load_state_dict(ck["state_dict"])
-        self.perceptual.eval().requires_grad_(False)
+        self.perceptual = load_perceptual(perceptual_path, spec.scale)
         self.scorer = ValScorer(data, evalnet_path)
         self.teachers = self.replay = None
         if spec.kind == "paired":

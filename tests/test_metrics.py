@@ -196,6 +196,10 @@ PAPER_COST = [
     ("unet_256", 64, 18.14e9, 0.01e9, 54.414e6, 0.001e6),
     ("mobile_resnet_9blocks", 16, 1.408e9, 0.005e9, 0.137e6, 0.001e6),
     ("unet_256", 16, 1.219e9, 0.005e9, 3.404e6, 0.001e6),
+    # OMGD's deep teachers (anchors: 18.376 G / 44.172 M and 18.237 G / 2.547 M)
+    ("unet_deepest_256", 16, 18.376e9, 0.001e9, 44.172e6, 0.001e6),
+    ("mobile_deepest_resnet", 16, 18.237e9, 0.001e9, 2.547e6, 0.001e6),
+    ("mobile_resnet_9blocks", 64, 18.314e9, 0.001e9, 1.987e6, 0.001e6),
 ]
 
 

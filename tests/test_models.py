@@ -85,10 +85,11 @@ def test_generator_input_channels_and_sizes():
     assert R(_x(size=24)).shape == (2, 3, 24, 24)
 
 
-@pytest.mark.parametrize("model", ["unet_256", "resnet_9blocks"])
-def test_paper_scale_training_step(model):
+@pytest.mark.parametrize("model,ngf", [("unet_256", 64), ("resnet_9blocks", 64), ("unet_deepest_256", 16),
+                                       ("mobile_resnet_9blocks", 16), ("mobile_deepest_resnet", 16)])
+def test_paper_scale_training_step(model, ngf):
     torch.manual_seed(0)
-    G = build_generator(in_nc=3, out_nc=3, ngf=64, **PAPER_MODELS[model])
+    G = build_generator(in_nc=3, out_nc=3, ngf=ngf, **PAPER_MODELS[model])
     G.train()
     opt = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     before = [p.detach().clone() for p in G.parameters()]
@@ -105,6 +106,30 @@ def test_paper_scale_training_step(model):
     # Adam moves every parameter that got a non-zero gradient; nearly all of them do
     assert changed >= 0.9 * len(before)
     assert loss.item() > 0
+
+
+def test_paper_scale_discriminator_and_drn_steps():
+    """OMGD's two-headed PatchGAN (ndf 128, pix2pix pair input) and DRN-D-105 at 256 px: one training step each."""
+    from vem.models.drn import DRNSeg
+
+    torch.manual_seed(0)
+    D = MultiNLayerDiscriminator(6, 128, 3, "batch", n_share=5, n_heads=2)
+    opt = torch.optim.Adam(D.parameters(), lr=2e-4)
+    pair = _x(1, 6, 256, seed=3)
+    loss = sum(F.relu(1 - D(pair, h)).mean() for h in (0, 1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert D(pair, 0).shape == (1, 1, 30, 30) and all(torch.isfinite(p).all() for p in D.parameters())
+    net = DRNSeg()
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3)
+    scores = net(_x(1, 3, 256, seed=4))
+    assert scores.shape == (1, 19, 256, 256)
+    loss = F.cross_entropy(scores, torch.randint(0, 19, (1, 256, 256)))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and all(torch.isfinite(p).all() for p in net.parameters())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -131,3 +131,41 @@ def test_weights_rule_without_weights_fails_with_one_message(tmp_path):
     assert len(lines) == 1, res.stderr[-3000:]
     assert str(missing) in lines[0] and "download" in lines[0] and "weights.inception_legacy" in lines[0]
     assert not (work / target).exists()
+
+
+@pytest.mark.parametrize("table, expected", [
+    (4, {"compress": 4 * 4 * 3, "evaluate_run": 48, "prepare_paper_data": 4, "real_stats": 3, "train_teacher": 2}),
+    (1, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "train_teacher": 2}),
+    (2, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 3}),
+    (5, {"compress": 3 + 3 * 3, "evaluate_run": 12}),
+])
+def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expected):
+    """`snakemake -n --configfile=config/paper.yaml results/tableN.csv`: the whole paper DAG, offline, in <= 10 s.
+    (--configfile takes several files: write it with '=' or put the target first.)"""
+    import time
+
+    t0 = time.time()
+    res = subprocess.run([SNAKEMAKE, "-n", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+                          "--configfile=" + str(ROOT / "config/paper.yaml"), f"results/table{table}.csv"],
+                         capture_output=True, text=True, env=run_env(), timeout=120)
+    elapsed = time.time() - t0
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert elapsed <= 10, f"paper DAG took {elapsed:.1f} s"
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout, flags=re.M))
+    for rule, n in expected.items():
+        assert int(jobs[rule]) == n, (rule, jobs)
+    out = res.stdout
+    if table == 4:
+        for task in ["edges2shoes", "cityscapes", "horse2zebra", "summer2winter"]:
+            for addon in ["none_lam0", "vid_lam0.1", "crd_lam0.1", "vem_lam0.1"]:
+                for seed in range(3):
+                    assert f"results/runs/{task}/omgd/{addon}/seed{seed}/metrics.json" in out
+        assert "omgd_online_teachers" not in jobs   # paper: the teachers train inside each compress job
+        assert "resources/weights/pt_inception-2015-12-05-6726825d.pth" in out
+        assert "resources/weights/vgg16-397923af.pth" in out and "--selection best_on_test" in out
+    if table == 5:
+        for lam in ("0.01", "0.05", "0.1"):
+            assert f"results/runs/cityscapes/omgd/vem_lam{lam}/seed0/metrics.json" in out
+        assert "resources/weights/drn-d-105_ms_cityscapes.pth" in out
+    if table == 2:
+        assert "resources/teachers/gan_compression/cycle_gan/horse2zebra/generator.pt" in out

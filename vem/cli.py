@@ -46,6 +46,28 @@ def _threads(args):
         torch.set_num_threads(args.threads)
 
 
+def _device(args):
+    """--device auto|cpu|cuda: the default device for models and batches. auto = cuda for paper-scale tasks
+    when a GPU is visible; mini tasks always run on CPU (their determinism guarantee is a CPU one)."""
+    import torch
+
+    from .data.tasks import get_task
+
+    want = getattr(args, "device", None) or "auto"
+    if want not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {want!r}")
+    paper = get_task(args.task).scale == "paper"
+    if want == "cuda" and not paper:
+        raise ValueError(f"--device cuda: the mini task {args.task} runs on CPU only")
+    if want == "auto":
+        want = "cuda" if paper and torch.cuda.is_available() else "cpu"
+    if want == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but no CUDA device is visible")
+    if want == "cuda":
+        torch.set_default_device("cuda")
+    return want
+
+
 def _write_curve(path, curve):
     import pandas as pd
 
@@ -108,6 +130,32 @@ def cmd_real_stats(args):
     from .utils import atomic_save_npz
 
     _threads(args)
+    from .data.tasks import get_task
+
+    if get_task(args.task).scale == "paper":
+        from .paper_eval import real_stats_paper
+        from .train import open_task_data
+
+        cfg = _cfg(args)
+        _device(args)
+        data = open_task_data(args.data, args.task, cfg)
+        if data.spec.metric != "fd":
+            raise ValueError(f"task {args.task} is scored by {data.spec.metric}, not FID")
+        mode = args.fid_mode or cfg["eval"]["fid_mode"]
+        from .metrics.inception import MODES
+
+        if mode not in MODES:
+            raise ValueError(f"unknown FID mode {mode!r}; choose one of {sorted(MODES)}")
+        from pathlib import Path
+
+        if not Path(args.featnet).is_file():
+            from .metrics.inception import inception_extractor
+
+            inception_extractor(mode, args.featnet)  # raises the one-line "missing weights" error
+        st = real_stats_paper(data, mode, args.featnet, args.images)
+        atomic_save_npz(args.out, **st)
+        print(f"{args.task}: real Inception statistics ({mode}) from {st['description']}")
+        return
     data = TaskData(args.data, args.task)
     if data.spec.metric != "fd":
         raise ValueError(f"task {args.task} is scored by {data.spec.metric}, not FD")
@@ -118,7 +166,7 @@ def cmd_real_stats(args):
 
 def cmd_train_teacher(args):
     from .teachers import train_teacher
-    from .train import TaskData
+    from .train import open_task_data
     from .utils import atomic_save_torch, config_hash
 
     _threads(args)
@@ -131,7 +179,9 @@ def cmd_train_teacher(args):
     chash = config_hash(cfg["teachers"][args.role])
     resumer = Resumer(args.out, identity=f"{args.task}/{args.role}/{chash}/seed{args.seed}",
                       every=args.checkpoint_every)
-    ck, curve = train_teacher(cfg, args.role, TaskData(args.data, args.task), args.evalnet, args.seed, resumer)
+    _device(args)
+    ck, curve = train_teacher(cfg, args.role, open_task_data(args.data, args.task, cfg, args.seed), args.evalnet,
+                              args.seed, resumer)
     ck.update(role=args.role, seed=args.seed, config_hash=chash, train_seconds=time.time() - t0)
     _write_curve(args.curve, curve)
     atomic_save_torch(args.out, ck)
@@ -143,7 +193,7 @@ def cmd_omgd_teachers(args):
     from baselines.omgd import record_trajectory, teacher_config_hash
 
     from .resume import Resumer
-    from .train import TaskData
+    from .train import open_task_data
     from .utils import atomic_save_torch
 
     _threads(args)
@@ -151,7 +201,8 @@ def cmd_omgd_teachers(args):
     t0 = time.time()
     resumer = Resumer(args.out, identity=f"{args.task}/omgd-online/{teacher_config_hash(cfg, args.task, args.seed)}",
                       every=args.checkpoint_every)
-    traj, curve = record_trajectory(cfg, TaskData(args.data, args.task), args.seed, args.evalnet, resumer=resumer)
+    traj, curve = record_trajectory(cfg, open_task_data(args.data, args.task, cfg, args.seed), args.seed, args.evalnet,
+                                    resumer=resumer)
     traj["train_seconds"] = time.time() - t0
     _write_curve(args.curve, curve)
     atomic_save_torch(args.out, traj)
@@ -164,7 +215,7 @@ def cmd_omgd_teachers(args):
 def cmd_compress(args):
     from baselines import METHODS
 
-    from .train import TaskData
+    from .train import open_task_data
     from .utils import atomic_save_torch, config_hash
 
     _threads(args)
@@ -182,7 +233,8 @@ def cmd_compress(args):
                                              else cfg["addon"]["lambda_mi"])
     chash = config_hash({"cfg": cfg, "method": args.method, "addon": args.addon, "lambda_mi": lam})
     resumer = Resumer(args.out, identity=f"{args.task}/{chash}/seed{args.seed}", every=args.checkpoint_every)
-    method = METHODS[args.method](cfg, TaskData(args.data, args.task), args.addon, args.seed,
+    _device(args)
+    method = METHODS[args.method](cfg, open_task_data(args.data, args.task, cfg, args.seed), args.addon, args.seed,
                                   args.perceptual, args.evalnet, args.teacher, args.lambda_mi,
                                   **({"trajectory": args.trajectory} if args.trajectory else {}))
     ck, curve = method.run(resumer, keep_snapshots=args.keep_snapshots)
@@ -199,13 +251,15 @@ def cmd_compress(args):
 def cmd_evaluate(args):
     from .data.tasks import get_task
     from .evaluate import evaluate, evaluate_best_on_test, sample_grid
-    from .train import TaskData
+    from .train import open_task_data
     from .utils import atomic_write_json, load_checkpoint, versions
 
     _threads(args)
     spec = get_task(args.task)
+    cfg = _cfg(args)
     ck = load_checkpoint(args.generator)
-    data = TaskData(args.data, args.task)
+    _device(args)
+    data = open_task_data(args.data, args.task, cfg)
     if args.selection == "best_on_test":
         res = evaluate_best_on_test(spec, ck, data, args.evalnet, args.images, args.real_stats, args.generator)
     else:
@@ -217,7 +271,8 @@ def cmd_evaluate(args):
         "schema": "vem-metrics/1", "task": spec.id, "scale": spec.scale, "paper_task": spec.paper_task,
         "method": args.method, "addon": args.addon, "lambda_mi": ck.get("lambda_mi"),
         "seed": ck.get("seed"), "config_hash": ck.get("config_hash"),
-        "train_seconds": ck.get("train_seconds"), "versions": versions(), **res,
+        "train_seconds": ck.get("train_seconds"), "teacher_source": ck.get("source"),
+        "versions": versions(), **res,
     }
     atomic_write_json(args.out, record)
     m = res["metric"]
@@ -249,6 +304,18 @@ def cmd_weights(args):
 
     out = fetch_weights(args.name, Path(args.out), args.path or None)
     print(f"weights {args.name}: ready at {out}")
+
+
+def cmd_prepare_paper_data(args):
+    from .data.folders import prepare_paper_task
+
+    prepare_paper_task(args.task, args.dataset, args.out, seed=args.seed)
+
+
+def cmd_import_teacher(args):
+    from .pretrained import import_teacher
+
+    import_teacher(args.name, args.out, args.path or None, args.cache)
 
 
 def cmd_profile(args):
@@ -286,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--threads", type=int, default=None)
         sp.add_argument("--overrides", default=None, help="JSON object of dotted config keys")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="one config override (YAML value)")
+        sp.add_argument("--device", default="auto", help="auto (cuda if visible), cpu or cuda")
 
     sp = add("fetch-fmnist", cmd_fetch_fmnist, "copy Fashion-MNIST's IDX files into a folder")
     sp.add_argument("--out", required=True)
@@ -297,6 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fmnist", default=None)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", required=True)
+
+    sp = add("prepare-paper-data", cmd_prepare_paper_data, "index a paper task's images from its extracted dataset "
+             "(held-out val split from train; cityscapes: 256x256 AB pairs + gtFine labelIds for mIoU)")
+    sp.add_argument("--task", required=True)
+    sp.add_argument("--dataset", required=True, help="resources/datasets/<dataset> (with its .complete marker)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the held-out val split")
+    sp.add_argument("--out", required=True, help="resources/data/<task>.json")
+
+    sp = add("import-teacher", cmd_import_teacher, "import a released full generator (GAN-Compression) as a "
+             "teacher checkpoint, checksum-verified")
+    sp.add_argument("--name", required=True, help="e.g. gan_compression/cycle_gan/horse2zebra")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--path", default=None, help="an existing copy of latest_net_G.pth (offline nodes)")
+    sp.add_argument("--cache", default="resources/downloads")
 
     sp = add("train-evalnet", cmd_train_evalnet, "train the FD feature net, the perceptual net or the segmenter")
     sp.add_argument("--kind", required=True, choices=["feature", "perceptual", "segmenter"])
@@ -313,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("real-stats", cmd_real_stats, "real reference statistics for FD")
     common(sp, seed=False)
     sp.add_argument("--data", required=True)
-    sp.add_argument("--featnet", required=True)
+    sp.add_argument("--featnet", required=True, help="mini: the FeatureNet checkpoint; paper: the Inception weights")
+    sp.add_argument("--fid-mode", default=None,
+                    help="paper: legacy_pytorch | clean (default: the preset's eval.fid_mode)")
     sp.add_argument("--images", required=True, help="zip of the real PNGs used")
     sp.add_argument("--out", required=True)
 

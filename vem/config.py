@@ -87,7 +87,10 @@ def resolve(task: str, overrides: dict | None = None, scale: str | None = None) 
     spec = get_task(task)
     preset = _preset(scale or spec.scale)
     cfg = copy.deepcopy(preset["kinds"][spec.kind])
-    cfg["evalnets"] = copy.deepcopy(preset["evalnets"])
+    cfg["evalnets"] = copy.deepcopy(preset.get("evalnets", {}))
+    for section in ("data", "eval"):   # paper preset: augmentation and evaluation settings
+        if section in preset:
+            cfg[section] = copy.deepcopy(preset[section])
     cfg = _merge(cfg, preset["tasks"].get(task, {}))
     ov = unflatten(overrides or {})
     # overrides addressed to another kind's teachers are ignored here, but must exist somewhere

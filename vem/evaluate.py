@@ -23,8 +23,9 @@ from .utils import file_sha256, load_checkpoint
 METRIC_NAMES = {"fd": "FD-FMNIST", "miou": "mIoU-FMNIST-scenes"}
 
 
-def write_png_zip(images_u8: np.ndarray, path) -> None:
-    """Every image as ``00000.png`` ... inside one zip (written to a temp name, then renamed)."""
+def write_png_zip(images_u8, path) -> None:
+    """Every image (an array or any iterable of uint8 HxW / HxWx3 arrays) as ``00000.png`` ... inside one
+    zip (written to a temp name, then renamed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -73,6 +74,10 @@ def real_stats(data: TaskData, featnet_path, out_zip) -> dict:
 def evaluate(spec: TaskSpec, ck: dict, data: TaskData, evalnet_path, images_zip, real_stats_path=None) -> dict:
     from .teachers import load_generator
 
+    if spec.scale == "paper":
+        from .paper_eval import evaluate_paper
+
+        return evaluate_paper(spec, ck, data, evalnet_path, images_zip, real_stats_path)
     t0 = time.time()
     G = load_generator(ck)
     x = data.tensor("test", "A")

@@ -189,6 +189,15 @@ def paper_rows(table: int, measured: pd.DataFrame) -> pd.DataFrame:
     return p[keep]
 
 
+def _paper_value(paper: pd.DataFrame, r, table: int) -> float:
+    """The published number of a measured paper-scale row (NaN where the paper has none)."""
+    m = paper[(paper["paper_task"] == r["paper_task"]) & (paper["method"] == r["method"])
+              & (paper["addon"] == r["addon"])]
+    if r["addon"] != "none" and m["lambda_mi"].notna().any():
+        m = m[np.isclose(m["lambda_mi"].fillna(-1), float(r["lambda_mi"] or -1))]
+    return float(m["value"].iloc[0]) if len(m) else float("nan")
+
+
 def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | None = None) -> list[str]:
     df = load_metrics(metrics)
     curve_change = _curve_changes(curves, metrics)
@@ -218,8 +227,14 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
                          "mean": qd["real_test_miou"], "n": 1, "value": f"{qd['real_test_miou']:.3f} (n=1)"})
     measured = pd.DataFrame(rows)
     paper = paper_rows(table, s)
+    paper_scale = bool(len(s)) and set(s["scale"]) == {"paper"}
+    if paper_scale:  # measured at the paper's scale: the published value and the difference on each row
+        pv = [_paper_value(paper, r, table) for _, r in s.iterrows()]
+        measured.loc[: len(pv) - 1, "paper_value"] = pv
+        measured["delta_vs_paper"] = measured["mean"] - measured["paper_value"]
     paper_out = pd.DataFrame({
-        "block": "paper (real datasets, Inception FID / DRN-D-105 mIoU; NOT comparable with the rows above)",
+        "block": ("paper (published)" if paper_scale else
+                  "paper (real datasets, Inception FID / DRN-D-105 mIoU; NOT comparable with the rows above)"),
         "task": paper["paper_task"], "stands_for": paper["paper_task"],
         "method": [label(m, a) for m, a in zip(paper["method"], paper["addon"])],
         "lambda_mi": paper["lambda_mi"].astype(object).fillna("") if table == 5 else "",
@@ -234,6 +249,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
     md = out.with_suffix(".md")
     cols = ["task", "stands_for", "method", "lambda_mi", "MACs", "params", "metric", "value", "verdict",
             "val_change_last_quarter", "last_quarter_share"]
+    if paper_scale:
+        cols[cols.index("verdict"):cols.index("verdict")] = ["paper_value", "delta_vs_paper"]
     if table != 5:
         cols.remove("lambda_mi")
     text = [f"# {TITLES[table]}", "",
@@ -245,7 +262,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "worst seed (near 0 = the curve has flattened; a noisy flat curve stays below ~0.2).", "",
             measured.reindex(columns=cols).astype(object).fillna("").to_markdown(index=False, floatfmt=".3f"), ""]
     if len(paper_out):
-        text += ["## Published in the paper (real datasets at 256 px; not comparable with the rows above)", "",
+        text += [("## Published in the paper" if paper_scale else
+                  "## Published in the paper (real datasets at 256 px; not comparable with the rows above)"), "",
                  paper_out.reindex(columns=["task", "method", "lambda_mi", "MACs", "params", "metric", "value",
                                             "note"]).to_markdown(index=False), ""]
     atomic_write_text(md, "\n".join(text))

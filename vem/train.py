@@ -45,6 +45,22 @@ class TaskData:
         return torch.randint(0, self.n(split, side), (batch,), generator=gen)
 
 
+def open_task_data(path, task: str, cfg: dict | None = None, seed: int = 0):
+    """A task's prepared data: the npz (mini) or the image index of a real dataset (paper; with the
+    preset's ``data`` augmentation and ``eval`` settings)."""
+    spec = get_task(task)
+    if spec.scale == "mini":
+        return TaskData(path, task)
+    from .config import resolve
+    from .data.folders import FolderTaskData
+
+    cfg = cfg or resolve(task)
+    d = cfg["data"]
+    data = FolderTaskData(path, task, d["load_size"], d["crop_size"], d["flip"], seed)
+    data.eval_cfg = cfg["eval"]
+    return data
+
+
 def linear_decay(opt, total: int, decay_from: float):
     """Constant lr for ``decay_from * total`` iterations, then linear decay to 0 (pix2pix 'linear')."""
     start = int(total * decay_from)
@@ -109,7 +125,15 @@ def generate(gen: nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
 
 
 class ValScorer:
-    """The task metric on the held-out *val* split (part of train): learning curves and selection."""
+    """The task metric on the held-out *val* split (part of train): learning curves and selection.
+    Paper-scale data get :class:`vem.paper_eval.PaperValScorer` (Inception FID / DRN-D-105 mIoU)."""
+
+    def __new__(cls, data, evalnet_path, n: int = 500):
+        if data.spec.scale == "paper":
+            from .paper_eval import PaperValScorer
+
+            return PaperValScorer(data, evalnet_path)
+        return super().__new__(cls)
 
     def __init__(self, data: TaskData, evalnet_path, n: int = 500):
         from .metrics.fd import FDExtractor, array_features, stats

@@ -63,6 +63,12 @@ WEIGHTS: dict[str, dict] = {
         "urls": ["https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"],
         "config_key": "weights.inception_clean",
     },
+    # torchvision's ImageNet VGG16 (OMGD's perceptual/style network; torch-hub name carries its sha256 prefix)
+    "vgg16": {
+        "file": "vgg16-397923af.pth", "sha256_prefix": "397923af",
+        "urls": ["https://download.pytorch.org/models/vgg16-397923af.pth"],
+        "config_key": "weights.vgg16",
+    },
     # DRN-D-105 trained on Cityscapes (fyu/drn); its go.yf.io link is dead: user-provided
     "drn_d_105_cityscapes": {
         "file": "drn-d-105_ms_cityscapes.pth", "sha256_prefix": None, "urls": [],

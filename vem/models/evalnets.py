@@ -83,3 +83,49 @@ class Segmenter(nn.Module):
         d2 = self.up2(torch.cat([F.interpolate(e3, scale_factor=2), e2], 1))
         d1 = self.up1(torch.cat([F.interpolate(d2, scale_factor=2), e1], 1))
         return self.out(d1)
+
+
+class VGG16Perceptual(nn.Module):
+    """OMGD's perceptual network at paper scale: torchvision's VGG16 ``features`` with ImageNet weights
+    from a file (``vgg16-397923af.pth``, the metric_weights rule); ``taps`` returns relu1_2, relu2_2,
+    relu3_3 and relu4_3. Inputs in [-1, 1] are mapped to (x + 1) / 2 *without* ImageNet mean/std, as
+    OMGD's ``utils/vgg`` does."""
+
+    TAPS = (3, 8, 15, 22)  # indices of relu1_2, relu2_2, relu3_3, relu4_3 in vgg16.features
+
+    def __init__(self, state_dict: dict | None = None):
+        super().__init__()
+        from torchvision.models import vgg16
+
+        net = vgg16(weights=None)
+        if state_dict is not None:
+            net.load_state_dict(state_dict)
+        self.features = net.features[: self.TAPS[-1] + 1]
+
+    def taps(self, x):
+        x = (x + 1) / 2
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.TAPS:
+                out.append(x)
+        return out
+
+
+def load_perceptual(path, scale: str) -> nn.Module:
+    """The frozen perceptual network of a run: PerceptualNet checkpoint (mini) or VGG16 weights (paper)."""
+    from pathlib import Path
+
+    if scale == "paper":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"VGG16 weights {path} are missing: run `snakemake {path}` (downloads "
+                                    "torchvision's file) or set weights.vgg16: /path/to/vgg16-397923af.pth")
+        net = VGG16Perceptual(torch.load(path, map_location="cpu", weights_only=True))
+    else:
+        from ..utils import load_checkpoint
+
+        ck = load_checkpoint(path)
+        net = PerceptualNet(**ck["kwargs"])
+        net.load_state_dict(ck["state_dict"])
+    return net.eval().requires_grad_(False)

@@ -45,12 +45,7 @@ if len(_scales) > 1:
     raise WorkflowError(
         f"config error: tasks mix scales {sorted(_scales)}; mini and paper numbers never share a run"
     )
-if "paper" in _scales:
-    raise WorkflowError(
-        "config error: paper-scale tasks "
-        f"{[t for t in config['tasks'] if get_task(t).scale == 'paper']} need the paper preset "
-        "(real-dataset rules, Inception FID, DRN-D-105 mIoU), which is not built yet: see README, Status"
-    )
+SCALE = _scales.pop()
 RUN_CONFIG = {}
 for _task in config["tasks"]:
     try:
@@ -87,21 +82,61 @@ def run_dir(task, method, addon, lam, seed):
     return f"results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}"
 
 
+# paper preset: metric / perceptual network weights (resources/weights/, the metric_weights rule)
+INCEPTION_FILES = {
+    "legacy_pytorch": "pt_inception-2015-12-05-6726825d.pth",
+    "clean": "inception-2015-12-05.pt",
+}
+
+
+def data_file(task):
+    """Prepared task data: the npz of a mini task, the image index of a paper task."""
+    if get_task(task).scale == "paper":
+        return f"resources/data/{task}.json"
+    return f"resources/data/{task}.npz"
+
+
 def evalnet_for(task):
-    """The network that scores a task: the FD feature net or the scenes segmenter."""
-    if get_task(task).metric == "miou":
+    """The network that scores a task. Mini: the FD feature net or the scenes segmenter (trained here).
+    Paper: the Inception weights of the configured FID mode, or DRN-D-105 for Cityscapes mIoU.
+    """
+    spec = get_task(task)
+    if spec.scale == "paper":
+        if spec.metric == "miou":
+            return "resources/weights/drn-d-105_ms_cityscapes.pth"
+        return (
+            f"resources/weights/{INCEPTION_FILES[RUN_CONFIG[task]['eval']['fid_mode']]}"
+        )
+    if spec.metric == "miou":
         return "results/evalnets/segmenter.pt"
     return "results/evalnets/feature.pt"
 
 
+def perceptual_for(task):
+    if get_task(task).scale == "paper":
+        return "resources/weights/vgg16-397923af.pth"
+    return "results/evalnets/perceptual.pt"
+
+
+def teacher_path(task, role):
+    """A trained teacher, or a released one imported by the import_teacher rule (teachers.<role>.source)."""
+    source = RUN_CONFIG[task]["teachers"][role].get("source", "train")
+    if source == "train":
+        return f"results/teachers/{task}/{role}/generator.pt"
+    return f"resources/teachers/{source}/generator.pt"
+
+
 def teacher_inputs(wildcards):
     """OMGD on unpaired tasks distils from the trained CycleGAN teacher's snapshots; on paired tasks
-    every add-on's student replays the online teachers recorded once per (task, seed).
+    every add-on's student replays the online teachers recorded once per (task, seed) when
+    omgd.share_teachers is true (mini), and trains them itself otherwise (paper: no trajectory file).
     """
     if wildcards.method != "omgd":
         return {}
     if get_task(wildcards.task).kind == "unpaired":
-        return {"teacher": f"results/teachers/{wildcards.task}/omgd/generator.pt"}
+        return {"teacher": teacher_path(wildcards.task, "omgd")}
+    if not RUN_CONFIG[wildcards.task]["omgd"].get("share_teachers", True):
+        return {}
     return {
         "trajectory": f"results/teachers/{wildcards.task}/omgd_online/seed{wildcards.seed}/trajectory.pt"
     }
@@ -138,7 +173,7 @@ def table_metrics(n):
     seeds = config["seeds"]
     for task in table_tasks(n):
         if n in (1, 2):
-            out.append(f"results/teachers/{task}/original/metrics.json")
+            out.append(original_metrics(task))
         for method in config["methods"]:
             addons = [a for a in config["addons"] if n != 5 or a in ("none", "vem")]
             for addon in addons:
@@ -155,11 +190,26 @@ def table_metrics(n):
     return out
 
 
+def original_metrics(task):
+    return f"results/teachers/{task}/original/metrics.json"
+
+
 def table_curves(n):
-    return [m.replace("metrics.json", "curve.csv") for m in table_metrics(n)]
+    """Learning curves of the trained runs (an imported teacher has none)."""
+    out = []
+    for m in table_metrics(n):
+        task = m.split("/")[2]
+        if m == original_metrics(task) and teacher_path(task, "original").startswith(
+            "resources/"
+        ):
+            continue
+        out.append(m.replace("metrics.json", "curve.csv"))
+    return out
 
 
 def table_quality(n):
+    if SCALE == "paper":
+        return []
     out = ["results/evalnets/feature.json"]
     if any(get_task(t).metric == "miou" for t in table_tasks(n)):
         out.append("results/evalnets/segmenter.json")
@@ -168,6 +218,11 @@ def table_quality(n):
 
 def all_done_message():
     tables = " ".join(f"results/table{n}.csv" for n in config["tables"])
+    if SCALE == "paper":
+        return (
+            f"\nDone. Tables: {tables} (Markdown twins: .md), measured paper-scale numbers next to the "
+            "paper's with their difference."
+        )
     return (
         f"\nDone. Tables: {tables} (Markdown twins: .md). Per-run metrics: results/runs/*/*/*/*/metrics.json\n"
         "Mini numbers (FD-FMNIST, mIoU-FMNIST-scenes) are not comparable with the paper's FID / mIoU."

@@ -1,8 +1,8 @@
 rule compress:
     input:
         unpack(teacher_inputs),
-        data="resources/data/{task}.npz",
-        perceptual="results/evalnets/perceptual.pt",
+        data=lambda w: data_file(w.task),
+        perceptual=lambda w: perceptual_for(w.task),
         evalnet=lambda w: evalnet_for(w.task),
     output:
         student="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/student.pt",
@@ -37,7 +37,7 @@ rule evaluate_run:
     input:
         unpack(real_stats_for),
         generator=rules.compress.output.student,
-        data="resources/data/{task}.npz",
+        data=lambda w: data_file(w.task),
         evalnet=lambda w: evalnet_for(w.task),
     output:
         metrics="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/metrics.json",
@@ -53,10 +53,11 @@ rule evaluate_run:
     params:
         stats=real_stats_arg,
         selection=config["checkpoint_selection"],
+        overrides=OVERRIDES,
     message:
         "Evaluate {wildcards.task} {wildcards.method} + {wildcards.addon} seed {wildcards.seed} on the test split"
     shell:
         "python -m vem evaluate --task {wildcards.task} --method {wildcards.method} --addon {wildcards.addon} "
         "--generator {input.generator} --data {input.data} --evalnet {input.evalnet} {params.stats} "
-        "--threads {threads} --selection {params.selection} --images {output.images} --samples {output.samples} "
+        "--threads {threads} --selection {params.selection} --overrides '{params.overrides}' --images {output.images} --samples {output.samples} "
         "--out {output.metrics} > {log} 2>&1"

@@ -1,3 +1,6 @@
+from vem.data.folders import DATASET_OF
+
+
 rule fetch_fmnist:
     output:
         expand(
@@ -39,3 +42,25 @@ rule prepare_data:
     shell:
         "python -m vem prepare-data --task {wildcards.task} --fmnist resources/fmnist "
         "--out {output} > {log} 2>&1"
+
+
+rule prepare_paper_data:
+    input:
+        lambda w: f"resources/datasets/{DATASET_OF[w.task]}/.complete",
+    output:
+        "resources/data/{task}.json",
+    log:
+        "logs/prepare_data/{task}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{task}.tsv"
+    wildcard_constraints:
+        task="|".join(DATASET_OF),
+    conda:
+        "../../envs/vem.yaml"
+    params:
+        dataset=lambda w: f"resources/datasets/{DATASET_OF[w.task]}",
+    message:
+        "Index the {wildcards.task} images (held-out val split from train)"
+    shell:
+        "python -m vem prepare-paper-data --task {wildcards.task} --dataset {params.dataset} "
+        "--out {output} > {log} 2>&1 || {{ grep '^vem: error' {log} >&2; exit 1; }}"

@@ -50,8 +50,8 @@ rule train_segmenter:
 
 rule real_stats:
     input:
-        data="resources/data/{task}.npz",
-        featnet="results/evalnets/feature.pt",
+        data=lambda w: data_file(w.task),
+        featnet=lambda w: evalnet_for(w.task),
     output:
         stats="results/stats/{task}.npz",
         images="results/stats/{task}_real.zip",
@@ -62,8 +62,11 @@ rule real_stats:
     conda:
         "../../envs/vem.yaml"
     threads: 1
+    params:
+        overrides=OVERRIDES,
     message:
         "Real feature statistics of {wildcards.task}"
     shell:
         "python -m vem real-stats --task {wildcards.task} --data {input.data} --featnet {input.featnet} "
-        "--threads {threads} --images {output.images} --out {output.stats} > {log} 2>&1"
+        "--threads {threads} --overrides '{params.overrides}' --images {output.images} --out {output.stats} > {log} 2>&1 "
+        "|| {{ grep '^vem: error' {log} >&2; exit 1; }}"

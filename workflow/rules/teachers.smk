@@ -1,6 +1,6 @@
 rule train_teacher:
     input:
-        data="resources/data/{task}.npz",
+        data=lambda w: data_file(w.task),
         evalnet=lambda w: evalnet_for(w.task),
     output:
         generator="results/teachers/{task}/{role}/generator.pt",
@@ -26,7 +26,7 @@ rule train_teacher:
 
 rule omgd_online_teachers:
     input:
-        data="resources/data/{task}.npz",
+        data=lambda w: data_file(w.task),
         evalnet=lambda w: evalnet_for(w.task),
     output:
         trajectory="results/teachers/{task}/omgd_online/seed{seed}/trajectory.pt",
@@ -52,8 +52,8 @@ rule omgd_online_teachers:
 rule evaluate_teacher:
     input:
         unpack(real_stats_for),
-        generator="results/teachers/{task}/original/generator.pt",
-        data="resources/data/{task}.npz",
+        generator=lambda w: teacher_path(w.task, "original"),
+        data=lambda w: data_file(w.task),
         evalnet=lambda w: evalnet_for(w.task),
     output:
         metrics="results/teachers/{task}/original/metrics.json",
@@ -68,9 +68,32 @@ rule evaluate_teacher:
     threads: 1
     params:
         stats=real_stats_arg,
+        overrides=OVERRIDES,
     message:
         "Evaluate the Original model of {wildcards.task} on the test split"
     shell:
         "python -m vem evaluate --task {wildcards.task} --method original --generator {input.generator} "
         "--data {input.data} --evalnet {input.evalnet} {params.stats} --threads {threads} "
-        "--images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"
+        "--overrides '{params.overrides}' --images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"
+
+
+rule import_teacher:
+    output:
+        "resources/teachers/{source}/generator.pt",
+    log:
+        "logs/import_teacher/{source}.log",
+    wildcard_constraints:
+        source="gan_compression/[a-z_]+/[a-z0-9_-]+",
+    conda:
+        "../../envs/vem.yaml"
+    params:
+        path=lambda w: (
+            f"--path {config['weights'][w.source]}"
+            if (config.get("weights") or {}).get(w.source)
+            else ""
+        ),
+    message:
+        "Import the released full generator {wildcards.source} (checksum-verified)"
+    shell:
+        "python -m vem import-teacher --name {wildcards.source} --out {output} {params.path} > {log} 2>&1 "
+        "|| {{ grep '^vem: error' {log} >&2; exit 1; }}"

@@ -1,0 +1,540 @@
+"""Paper preset at small size: DRN-D-105 and the Cityscapes mIoU protocol, the VGG16 perceptual net, real
+dataset layouts -> task indices -> batches, released-teacher import, paper-scale evaluation (Inception FID,
+DRN mIoU) with stand-in weights, and the paper tables' published-vs-measured columns."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------------------------------
+# DRN-D-105 and the mIoU protocol
+
+
+def test_drn_d_105_matches_the_published_size_and_release_layout():
+    from vem.models.drn import DRNSeg, drn_d_base
+
+    base = drn_d_base()
+    n = sum(p.numel() for p in base.parameters())
+    # DRN paper, Table 1: DRN-D-105 has 54.8 M parameters with its 1000-class 1x1 classifier (512 -> 1000)
+    assert abs(n + 512 * 1000 + 1000 - 54.8e6) < 0.05e6
+    keys = DRNSeg().state_dict().keys()
+    assert {k.split(".")[1] for k in keys if k.startswith("base.")} == {str(i) for i in range(9)}
+    assert {"seg.weight", "seg.bias", "up.weight", "base.5.0.downsample.0.weight", "base.4.3.conv3.weight"} <= set(keys)
+
+
+def test_drn_upsampling_is_bilinear_and_frozen():
+    from vem.models.drn import DRNSeg
+
+    net = DRNSeg(classes=2)
+    assert not net.up.weight.requires_grad
+    x = torch.ones(1, 2, 8, 8)
+    y = net.up(x)
+    assert y.shape == (1, 2, 64, 64)
+    # a constant map stays constant in the interior (bilinear weights sum to one per output pixel)
+    assert torch.allclose(y[..., 8:-8, 8:-8], torch.ones_like(y[..., 8:-8, 8:-8]), atol=1e-5)
+
+
+def test_load_drn_roundtrip_and_errors(tmp_path):
+    from vem.models.drn import DRNSeg, load_drn
+
+    torch.manual_seed(0)
+    ref = DRNSeg()
+    torch.save({"module." + k: v for k, v in ref.state_dict().items()}, tmp_path / "drn.pth")  # DataParallel names
+    net = load_drn(tmp_path / "drn.pth")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net(x), ref.eval()(x))
+    torch.save({"seg.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not a DRN-D-105"):
+        load_drn(tmp_path / "bad.pth")
+    with pytest.raises(FileNotFoundError, match="drn_d_105_cityscapes"):
+        load_drn(tmp_path / "missing.pth")
+
+
+def test_label_ids_to_train_ids():
+    from vem.metrics.cityscapes import label_ids_to_train_ids
+
+    ids = np.array([[0, 7, 8, 26], [33, 34, 255, 24]], np.uint8)
+    np.testing.assert_array_equal(label_ids_to_train_ids(ids), [[255, 0, 1, 13], [18, 255, 255, 11]])
+
+
+class _FixedScores(nn.Module):
+    """A stand-in segmenter: scores = one-hot of a fixed class map (per image), whatever the input."""
+
+    def __init__(self, maps):
+        super().__init__()
+        self.maps = torch.as_tensor(maps).long()
+        self.i = 0
+
+    def forward(self, x):
+        m = self.maps[self.i:self.i + len(x)]
+        self.i += len(x)
+        return nn.functional.one_hot(m, 19).permute(0, 3, 1, 2).float()
+
+
+def _sklearn_miou(pred, target):
+    from sklearn.metrics import confusion_matrix
+
+    keep = target != 255
+    cm = confusion_matrix(target[keep].ravel(), pred[keep].ravel(), labels=list(range(19)))
+    inter = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - inter
+    iou = np.array([i / u if u else np.nan for i, u in zip(inter, union)])
+    return np.nanmean(iou) * 100
+
+
+def test_cityscapes_miou_equals_an_independent_confusion_matrix():
+    from vem.metrics.cityscapes import cityscapes_miou
+
+    rng = np.random.default_rng(0)
+    # 16x16 class maps of 4x4 blocks: bilinear upsampling x4 of one-hot scores keeps each block's class
+    # away from block borders; labels at 64x64 include ignored pixels and classes never predicted
+    maps = rng.integers(0, 12, (3, 4, 4)).repeat(4, 1).repeat(4, 2)
+    labels = rng.integers(0, 19, (3, 64, 64)).astype(np.uint8)
+    labels[rng.random(labels.shape) < 0.1] = 255
+    imgs = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    seg = _FixedScores(maps)
+    res = cityscapes_miou(seg, [(imgs[:2], labels[:2]), (imgs[2:], labels[2:])], size=(64, 64))
+    seg.i = 0
+    from vem.metrics.cityscapes import predict_full_size
+
+    pred = predict_full_size(seg, imgs, size=(64, 64))
+    # interior of every 16x16 upsampled block is the block's class
+    np.testing.assert_array_equal(pred[:, 6:10, 6:10], np.broadcast_to(maps[:, 1:2, 1:2], (3, 4, 4)))
+    assert res["n"] == 3
+    assert res["miou"] == pytest.approx(_sklearn_miou(pred, labels), abs=1e-9)
+    # classes absent from predictions and labels are NaN, not zero
+    labels2 = np.zeros_like(labels)
+    seg.i = 0
+    res2 = cityscapes_miou(seg, [(imgs, labels2)], size=(64, 64))
+    assert res2["per_class_iou"]["bicycle"] is None and res2["per_class_iou"]["road"] is not None
+    assert res2["miou"] == pytest.approx(_sklearn_miou(pred, labels2), abs=1e-9)
+    seg.i = 0
+    with pytest.raises(ValueError, match="do not match"):   # labels must be at the full size
+        cityscapes_miou(seg, [(imgs, labels[:, :32])], size=(64, 64))
+
+
+def test_predictions_are_resized_to_2048x1024():
+    from vem.metrics.cityscapes import predict_full_size
+
+    pred = predict_full_size(_FixedScores(np.full((1, 256, 256), 5)), np.zeros((1, 256, 256, 3), np.uint8))
+    assert pred.shape == (1, 1024, 2048) and (pred == 5).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# VGG16 perceptual network
+
+
+def test_vgg16_perceptual_taps_and_missing_weights(tmp_path):
+    from torchvision.models import vgg16
+
+    from vem.models.evalnets import VGG16Perceptual, load_perceptual
+
+    torch.manual_seed(0)
+    ref = vgg16(weights=None)
+    torch.save(ref.state_dict(), tmp_path / "vgg16-397923af.pth")
+    net = load_perceptual(tmp_path / "vgg16-397923af.pth", "paper")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    taps = net.taps(x)
+    assert [t.shape[1] for t in taps] == [64, 128, 256, 512]
+    # relu2_2 of torchvision's VGG16 on (x + 1) / 2, no ImageNet normalisation (OMGD's utils/vgg)
+    with torch.no_grad():
+        np.testing.assert_allclose(taps[1], ref.features[:9]((x + 1) / 2), rtol=1e-5, atol=1e-6)
+    assert not any(p.requires_grad for p in net.parameters())
+    assert isinstance(net, VGG16Perceptual)
+    with pytest.raises(FileNotFoundError, match="weights.vgg16"):
+        load_perceptual(tmp_path / "nope.pth", "paper")
+
+
+# --------------------------------------------------------------------------------------------------
+# real dataset layouts (tiny synthetic copies) -> task index -> batches
+
+
+def _save(path, arr):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def _ab(rng, size=40, same=False):
+    a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    b = a.copy() if same else rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return np.concatenate([a, b], axis=1)
+
+
+def make_edges2shoes(root, n_train=24, n_val=5, same=False):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for i in range(n):
+            _save(root / split / f"{i}_AB.png", _ab(rng, same=same))
+    (root / ".complete").write_text("test\n")
+    return root
+
+
+def make_cyclegan(root, n=(26, 25, 4, 3)):
+    rng = np.random.default_rng(1)
+    for folder, k in zip(("trainA", "trainB", "testA", "testB"), n):
+        for i in range(k):
+            _save(root / folder / f"{i}.jpg", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    (root / ".complete").write_text("test\n")
+    return root
+
+
+def make_cityscapes(root, n_train=14, n_val=2, hw=(64, 128)):
+    rng = np.random.default_rng(2)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for i in range(n):
+            stem = f"city_{i:06d}_000019"
+            small = (hw[0] // 16, hw[1] // 16)   # blocky content: fast to write at 1024 x 2048
+            _save(root / "leftImg8bit" / split / "city" / f"{stem}_leftImg8bit.png",
+                  rng.integers(0, 256, (*small, 3), dtype=np.uint8).repeat(16, 0).repeat(16, 1))
+            ids = rng.choice([0, 7, 8, 11, 26], size=small).astype(np.uint8).repeat(16, 0).repeat(16, 1)
+            _save(root / "gtFine" / split / "city" / f"{stem}_gtFine_labelIds.png", ids)
+            _save(root / "gtFine" / split / "city" / f"{stem}_gtFine_color.png",
+                  np.stack([ids * 7, ids * 3, ids], -1).astype(np.uint8))
+    (root / ".complete").write_text("test\n")
+    return root
+
+
+def test_edges2shoes_index_and_paired_batches(tmp_path):
+    from vem.data.folders import FolderTaskData, prepare_paper_task
+
+    root = make_edges2shoes(tmp_path / "edges2shoes-r", same=True)
+    idx = prepare_paper_task("edges2shoes", root, tmp_path / "edges2shoes.json", log=lambda m: None)
+    tr, va, te = (idx["splits"][s]["AB"] for s in ("train", "val", "test"))
+    assert len(te) == 5 and len(tr) + len(va) == 24 and len(va) == 2   # 2,048 > 24 images: 1/12 held out
+    assert not set(tr) & set(va) and all("/train/" in f for f in tr + va) and all("/val/" in f for f in te)
+    data = FolderTaskData(tmp_path / "edges2shoes.json", "edges2shoes", load_size=40, crop_size=32)
+    idx_b = torch.tensor([3, 0, 3])
+    a, b = data.tensor("train", "A")[idx_b], data.tensor("train", "B")[idx_b]
+    assert a.shape == (3, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+    torch.testing.assert_close(a, b)   # A == B in this copy: the pair got the same crop and flip
+    torch.testing.assert_close(data.tensor("train", "A")[idx_b], a)   # no hidden RNG state
+    assert data.tensor("test", "A")[torch.tensor([0])].shape == (1, 3, 32, 32)
+    again = prepare_paper_task("edges2shoes", root, tmp_path / "again.json", log=lambda m: None)
+    assert again["splits"] == idx["splits"]   # the held-out split is a function of the seed
+
+
+def test_cyclegan_index(tmp_path):
+    from vem.data.folders import FolderTaskData, prepare_paper_task
+
+    root = make_cyclegan(tmp_path / "horse2zebra")
+    idx = prepare_paper_task("horse2zebra", root, tmp_path / "h.json", log=lambda m: None)
+    assert [len(idx["splits"]["test"][s]) for s in "AB"] == [4, 3]
+    assert len(idx["splits"]["train"]["A"]) + len(idx["splits"]["val"]["A"]) == 26
+    data = FolderTaskData(tmp_path / "h.json", "horse2zebra", 40, 32)
+    assert data.n("train", "B") == len(idx["splits"]["train"]["B"])
+    assert data.tensor("val", "B")[torch.tensor([0, 1])].shape == (2, 3, 32, 32)
+
+
+def test_cityscapes_pairs_direction_and_labels(tmp_path):
+    from vem.data.folders import FolderTaskData, prepare_paper_task
+
+    root = make_cityscapes(tmp_path / "cityscapes")
+    out = tmp_path / "data" / "cityscapes.json"
+    idx = prepare_paper_task("cityscapes", root, out, log=lambda m: None)
+    assert idx["direction"] == "BtoA" and len(idx["splits"]["test"]["AB"]) == 2
+    assert len(idx["labels"]["test"]) == 2 and all(f.endswith("_gtFine_labelIds.png") for f in idx["labels"]["test"])
+    pair = np.asarray(Image.open(idx["splits"]["test"]["AB"][0]))
+    assert pair.shape == (256, 512, 3)
+    data = FolderTaskData(out, "cityscapes", 286, 256)
+    a = data.load_u8("test", "A", 0)   # input = the colour label map (right half), photo = target
+    np.testing.assert_array_equal(a, pair[:, 256:])
+    np.testing.assert_array_equal(data.load_u8("test", "B", 0), pair[:, :256])
+    # held-out val images keep their own label maps
+    for f, lab in zip(idx["splits"]["val"]["AB"], idx["labels"]["val"]):
+        assert Path(f).stem in Path(lab).name
+
+
+def test_prepare_refuses_an_incomplete_dataset(tmp_path):
+    from vem.data.folders import prepare_paper_task
+
+    root = make_edges2shoes(tmp_path / "e")
+    (root / ".complete").unlink()
+    with pytest.raises(FileNotFoundError, match="not complete"):
+        prepare_paper_task("edges2shoes", root, tmp_path / "x.json")
+    with pytest.raises(ValueError, match="mini task"):
+        prepare_paper_task("fmnist_edges2shoes", root, tmp_path / "x.json")
+
+
+# --------------------------------------------------------------------------------------------------
+# released teachers
+
+
+def _flat_pix2pix_resnet(ngf=4, norm="instance", dropout=False):
+    """A pix2pix/CycleGAN ResNet generator as one flat nn.Sequential (the released files' key layout),
+    written here independently of vem.models."""
+    nl = (lambda c: nn.InstanceNorm2d(c)) if norm == "instance" else (lambda c: nn.BatchNorm2d(c))
+    bias = norm == "instance"
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            layers = [nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, bias=bias), nl(c), nn.ReLU(True)]
+            layers += [nn.Dropout(0.5)] if dropout else []
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, bias=bias), nl(c)]
+            self.conv_block = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return x + self.conv_block(x)
+
+    m = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7, bias=bias), nl(ngf), nn.ReLU(True),
+         nn.Conv2d(ngf, 2 * ngf, 3, 2, 1, bias=bias), nl(2 * ngf), nn.ReLU(True),
+         nn.Conv2d(2 * ngf, 4 * ngf, 3, 2, 1, bias=bias), nl(4 * ngf), nn.ReLU(True)]
+    m += [Block(4 * ngf) for _ in range(9)]
+    m += [nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, 2, 1, output_padding=1, bias=bias), nl(2 * ngf), nn.ReLU(True),
+          nn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, output_padding=1, bias=bias), nl(ngf), nn.ReLU(True),
+          nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = nn.Sequential(*m)
+
+        def forward(self, x):
+            return self.model(x)
+    return Flat()
+
+
+@pytest.mark.parametrize("norm,dropout", [("instance", False), ("batch", True)])
+def test_import_released_teacher_reproduces_its_outputs(tmp_path, norm, dropout):
+    from vem.pretrained import import_teacher
+    from vem.teachers import load_generator
+    from vem.utils import load_checkpoint
+
+    torch.manual_seed(0)
+    ref = _flat_pix2pix_resnet(norm=norm, dropout=dropout).eval()
+    if norm == "batch":  # non-trivial running statistics
+        with torch.no_grad():
+            for mod in ref.modules():
+                if isinstance(mod, nn.BatchNorm2d):
+                    mod.running_mean.uniform_(-0.1, 0.1)
+                    mod.running_var.uniform_(0.5, 1.5)
+    torch.save(ref.state_dict(), tmp_path / "latest_net_G.pth")
+    ck = import_teacher("gan_compression/cycle_gan/horse2zebra", tmp_path / "t" / "generator.pt",
+                        user_path=str(tmp_path / "latest_net_G.pth"), cache=tmp_path / "cache", log=lambda m: None)
+    assert ck["generator"]["norm"] == norm and ck["generator"]["dropout"] == dropout
+    G = load_generator(load_checkpoint(tmp_path / "t" / "generator.pt")).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(G(x), ref(x))
+    assert len(ck["source_sha256"]) == 64
+
+
+def test_import_teacher_rejects_other_files(tmp_path):
+    from vem.pretrained import import_teacher
+
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "x.pth")
+    with pytest.raises(ValueError, match="flat ResNet"):
+        import_teacher("gan_compression/cycle_gan/horse2zebra", tmp_path / "o.pt", str(tmp_path / "x.pth"),
+                       cache=tmp_path, log=lambda m: None)
+    with pytest.raises(ValueError, match="unknown released teacher"):
+        import_teacher("nobody/model", tmp_path / "o.pt")
+
+
+# --------------------------------------------------------------------------------------------------
+# paper-scale evaluation end to end (stand-in weights: the plumbing and protocol are tested, not numbers)
+
+
+def _vem(*args, cwd=ROOT):
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "vem", *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=900)
+
+
+def test_paper_fid_pipeline_with_stand_in_inception(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_inception import _random_legacy_weights
+
+    from vem.models import build_generator
+    from vem.utils import atomic_save_torch
+
+    make_cyclegan(tmp_path / "horse2zebra", n=(14, 13, 3, 2))
+    index = tmp_path / "h.json"
+    assert _vem("prepare-paper-data", "--task", "horse2zebra", "--dataset", str(tmp_path / "horse2zebra"),
+                "--out", str(index)).returncode == 0
+    w = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    # missing weights: one line naming the file and both ways to provide it
+    res = _vem("real-stats", "--task", "horse2zebra", "--data", str(index), "--featnet", str(w),
+               "--images", str(tmp_path / "real.zip"), "--out", str(tmp_path / "stats.npz"), "--device", "cpu")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert w.name in res.stderr and "snakemake" in res.stderr and "weights.inception_legacy" in res.stderr
+    assert not (tmp_path / "stats.npz").exists()
+    _random_legacy_weights(w)
+    res = _vem("real-stats", "--task", "horse2zebra", "--data", str(index), "--featnet", str(w),
+               "--images", str(tmp_path / "real.zip"), "--out", str(tmp_path / "stats.npz"), "--device", "cpu",
+               "--set", "data.crop_size=64", "--set", "data.load_size=64")
+    assert res.returncode == 0, res.stderr
+    with np.load(tmp_path / "stats.npz") as z:
+        assert str(z["mode"]) == "legacy_pytorch" and z["mu"].shape == (2048,)
+        assert "train+test B" in str(z["description"]) and int(z["n"]) == 13 + 2
+    G = build_generator("mobile_resnet", ngf=4, n_blocks=2)
+    atomic_save_torch(tmp_path / "g.pt", {"generator": {"arch": "mobile_resnet", "in_nc": 3, "out_nc": 3, "ngf": 4,
+                                                       "norm": "instance", "num_downs": 8, "n_blocks": 2},
+                                          "state_dict": G.state_dict(), "seed": 0, "config_hash": "x"})
+    out = tmp_path / "m.json"
+    res = _vem("evaluate", "--task", "horse2zebra", "--method", "omgd", "--generator", str(tmp_path / "g.pt"),
+               "--data", str(index), "--evalnet", str(w), "--real-stats", str(tmp_path / "stats.npz"),
+               "--images", str(tmp_path / "gen.zip"), "--out", str(out), "--device", "cpu",
+               "--set", "data.crop_size=64", "--set", "data.load_size=64")
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(out.read_text())
+    assert rec["scale"] == "paper" and rec["metric"]["name"].startswith("FID (Inception, pytorch-fid")
+    assert np.isfinite(rec["metric"]["value"]) and rec["protocol"]["n_images"] == 3
+    assert rec["protocol"]["mode"] == "legacy_pytorch" and "train+test B" in rec["protocol"]["real_stats"]
+    assert rec["protocol"]["checkpoint_selection"].startswith("final")
+    assert rec["cost"]["input"] == [1, 3, 256, 256]
+
+
+def test_paper_miou_pipeline_with_stand_in_drn(tmp_path):
+    from vem.data.folders import prepare_paper_task
+    from vem.models import build_generator
+    from vem.models.drn import DRNSeg
+    from vem.utils import atomic_save_torch
+
+    make_cityscapes(tmp_path / "cityscapes", n_train=3, n_val=2, hw=(1024, 2048))
+    index = tmp_path / "data" / "cityscapes.json"
+    prepare_paper_task("cityscapes", tmp_path / "cityscapes", index, log=lambda m: None)
+    torch.manual_seed(0)
+    torch.save(DRNSeg().state_dict(), tmp_path / "drn.pth")
+    G = build_generator("unet", ngf=2, num_downs=8)
+    atomic_save_torch(tmp_path / "g.pt", {"generator": {"arch": "unet", "in_nc": 3, "out_nc": 3, "ngf": 2,
+                                                       "norm": "batch", "num_downs": 8, "n_blocks": 9},
+                                          "state_dict": G.state_dict(), "seed": 0, "config_hash": "x"})
+    out = tmp_path / "m.json"
+    res = _vem("evaluate", "--task", "cityscapes", "--method", "omgd", "--generator", str(tmp_path / "g.pt"),
+               "--data", str(index), "--evalnet", str(tmp_path / "drn.pth"), "--images", str(tmp_path / "gen.zip"),
+               "--out", str(out), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(out.read_text())
+    assert rec["metric"]["name"].startswith("mIoU (DRN-D-105") and rec["protocol"]["label_size"] == [1024, 2048]
+    assert 0 <= rec["metric"]["value"] <= 100 and rec["protocol"]["n_images"] == 2
+    assert rec["protocol"]["evalnet_sha256"] and len(rec["protocol"]["per_class_iou"]) == 19
+
+
+# --------------------------------------------------------------------------------------------------
+# tables at paper scale: measured next to published, with the difference
+
+
+def test_paper_scale_table_has_published_values_and_delta(tmp_path):
+    from vem.tables import render
+
+    paths = []
+    for addon, vals in (("none", [58.0, 56.0, 57.0]), ("vem", [52.0, 51.0, 50.5])):
+        for seed, v in enumerate(vals):
+            rec = {"task": "horse2zebra", "scale": "paper", "paper_task": "horse2zebra", "method": "omgd",
+                   "addon": addon, "lambda_mi": None if addon == "none" else 0.1, "seed": seed,
+                   "metric": {"name": "FID (Inception, pytorch-fid weights)", "value": v, "higher_is_better": False},
+                   "cost": {"macs": 1.41e9, "params": 137_000}, "protocol": {"checkpoint_selection": "final"}}
+            p = tmp_path / f"{addon}{seed}.json"
+            p.write_text(json.dumps(rec))
+            paths.append(p)
+    render(4, paths, tmp_path / "t4.csv")
+    import pandas as pd
+
+    t = pd.read_csv(tmp_path / "t4.csv")
+    meas = t[t["block"].str.startswith("measured")].set_index("method")
+    assert meas.loc["OMGD", "paper_value"] == 57.14 and meas.loc["OMGD + VEM", "paper_value"] == 50.83
+    assert meas.loc["OMGD", "delta_vs_paper"] == pytest.approx(57.0 - 57.14)
+    assert meas.loc["OMGD + VEM", "delta_vs_paper"] == pytest.approx(51.1666667 - 50.83, abs=1e-6)
+    md = (tmp_path / "t4.md").read_text()
+    assert "delta_vs_paper" in md and "not comparable" not in md
+
+
+def test_paper_compress_and_best_on_test_end_to_end(tmp_path):
+    """OMGD + VEM on a tiny synthetic edges2shoes-r through the paper code path: image index, augmentation,
+    VGG16 perceptual losses, online wide + deep (expansion-block) teachers, Inception-FID val curve,
+    snapshots, then best-on-test evaluation against Inception real statistics. Sizes shrunk by overrides."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_inception import _random_legacy_weights
+    from torchvision.models import vgg16
+
+    make_edges2shoes(tmp_path / "edges2shoes-r", n_train=24, n_val=3)
+    index = tmp_path / "e.json"
+    assert _vem("prepare-paper-data", "--task", "edges2shoes", "--dataset", str(tmp_path / "edges2shoes-r"),
+                "--out", str(index)).returncode == 0
+    inc = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    _random_legacy_weights(inc)
+    torch.manual_seed(0)
+    torch.save(vgg16(weights=None).state_dict(), tmp_path / "vgg16-397923af.pth")
+    ov = json.dumps({"data.load_size": 40, "data.crop_size": 32, "teachers.original.num_downs": 5,
+                     "omgd.iters": 4, "omgd.batch": 2, "omgd.eval_every": 2, "omgd.wide_ngf": 8, "omgd.deep_ngf": 4,
+                     "omgd.student_ngf": 4, "omgd.ndf": 8, "eval.val_images": 2, "eval.batch": 2,
+                     "addon.vem.width": 4, "addon.vem.n_blocks": 3})
+    common = ["--task", "edges2shoes", "--overrides", ov, "--device", "cpu", "--data", str(index)]
+    res = _vem("real-stats", *common, "--featnet", str(inc), "--images", str(tmp_path / "real.zip"),
+               "--out", str(tmp_path / "stats.npz"))
+    assert res.returncode == 0, res.stderr
+    res = _vem("compress", *common, "--method", "omgd", "--addon", "vem", "--seed", "1",
+               "--perceptual", str(tmp_path / "vgg16-397923af.pth"), "--evalnet", str(inc), "--keep-snapshots",
+               "--out", str(tmp_path / "student.pt"), "--curve", str(tmp_path / "curve.csv"))
+    assert res.returncode == 0, res.stderr
+    import pandas as pd
+
+    curve = pd.read_csv(tmp_path / "curve.csv")
+    assert list(curve["iter"]) == [2, 4] and np.isfinite(curve["val"]).all() and (curve["val"] > 0).all()
+    assert "mi_loss" in curve and np.isfinite(curve["mi_loss"]).all()
+    res = _vem("evaluate", *common, "--method", "omgd", "--addon", "vem", "--generator", str(tmp_path / "student.pt"),
+               "--evalnet", str(inc), "--real-stats", str(tmp_path / "stats.npz"), "--selection", "best_on_test",
+               "--images", str(tmp_path / "gen.zip"), "--out", str(tmp_path / "m.json"))
+    assert res.returncode == 0, res.stderr
+    rec = json.loads((tmp_path / "m.json").read_text())
+    assert rec["scale"] == "paper" and rec["seed"] == 1 and rec["protocol"]["n_images"] == 3
+    assert "ON THE TEST SET" in rec["protocol"]["checkpoint_selection"] and len(rec["protocol"]["candidates"]) == 2
+    assert rec["metric"]["value"] == min(c["value"] for c in rec["protocol"]["candidates"])
+    assert "real test B (3)" in rec["protocol"]["real_stats"]
+
+
+def test_paper_workflow_runs_table1_at_toy_size(tmp_path):
+    """The paper preset's rules executed by Snakemake (not only dry-run): prepare_paper_data -> real_stats
+    (Inception) -> train_teacher + evaluate_teacher (Original) -> compress (OMGD none / VEM) -> evaluate_run ->
+    render_table, on a synthetic edges2shoes-r with
+    stand-in weights already in resources/ (so nothing downloads) and toy overrides."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_inception import _random_legacy_weights
+    from torchvision.models import vgg16
+
+    work = tmp_path / "w"
+    make_edges2shoes(work / "resources" / "datasets" / "edges2shoes-r", n_train=24, n_val=3)
+    (work / "resources" / "weights").mkdir(parents=True)
+    _random_legacy_weights(work / "resources" / "weights" / "pt_inception-2015-12-05-6726825d.pth")
+    torch.manual_seed(0)
+    torch.save(vgg16(weights=None).state_dict(), work / "resources" / "weights" / "vgg16-397923af.pth")
+    ov = {"data.load_size": 40, "data.crop_size": 32, "teachers.original.num_downs": 5, "omgd.iters": 2,
+          "omgd.batch": 2, "omgd.eval_every": 2, "omgd.wide_ngf": 4, "omgd.deep_ngf": 2, "omgd.student_ngf": 2,
+          "omgd.ndf": 4, "eval.val_images": 2, "eval.batch": 3, "addon.vem.width": 2, "addon.vem.n_blocks": 2,
+          "teachers.original.iters": 2, "teachers.original.ngf": 4, "teachers.original.batch": 2,
+          "teachers.original.snapshot_every": 2, "teachers.original.ndf": 4}
+    cfg = work / "toy.yaml"
+    cfg.write_text(json.dumps({"tasks": ["edges2shoes"], "methods": ["omgd"], "addons": ["none", "vem"],
+                               "seeds": [0], "tables": [1], "overrides": ov, "checkpoint_every": 0}))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="2")
+    res = subprocess.run([snakemake, "--cores", "1", "-s", str(ROOT / "Snakefile"), "-d", str(work),
+                          "results/table1.csv", "--configfile", str(cfg)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    import pandas as pd
+
+    t = pd.read_csv(work / "results" / "table1.csv")
+    meas = t[t["block"].str.startswith("measured")].set_index("method")
+    assert set(meas.index) == {"Original", "OMGD", "OMGD + VEM"}
+    # Table 1's published edges2shoes FIDs beside the measured values
+    assert meas.loc["OMGD", "paper_value"] == pytest.approx(27.39)
+    assert meas.loc["Original", "paper_value"] == pytest.approx(34.31)
+    assert np.isfinite(meas["delta_vs_paper"]).all()
+    rec = json.loads((work / "results/runs/edges2shoes/omgd/vem_lam0.1/seed0/metrics.json").read_text())
+    assert rec["protocol"]["mode"] == "legacy_pytorch" and rec["protocol"]["real_stats"].startswith("real test B")
+    assert not (work / "resources" / "downloads").exists()   # nothing was downloaded

@@ -1,0 +1,214 @@
+"""Paper-scale tasks from the extracted datasets: an index of image files per split, loaded lazily.
+
+``prepare_paper_task`` turns ``resources/datasets/<dataset>/`` into ``resources/data/<task>.json``:
+
+==============  =====================  ======================================================================
+task            dataset folder         splits (``val`` = a fixed held-out part of *train*; ``test`` = eval set)
+==============  =====================  ======================================================================
+edges2shoes     edges2shoes-r          train/ -> train + val (2,048 held out, as GAN-Compression's T-PAMI
+                                       ``train2``); val/ (2,048) -> test. AB side-by-side JPEGs, AtoB
+cityscapes      cityscapes             gtFine/*_color + leftImg8bit photos resized to 256x256 and written as
+                                       AB PNGs (A = photo, B = colour labels; pix2pix's preparation); BtoA
+                                       (labels -> photo); train -> train + val (200 held out); val (500) ->
+                                       test, with the original gtFine labelIds for mIoU
+horse2zebra     horse2zebra            trainA/trainB -> train + val (120 per side held out); testA/testB
+summer2winter   summer2winter_yosemite same layout
+==============  =====================  ======================================================================
+
+Training batches: resize to ``load_size``, random ``crop_size`` crop, random horizontal flip (pix2pix /
+CycleGAN's ``resize_and_crop``); evaluation splits are resized to ``crop_size`` only. The crop/flip of
+a batch is a function of (seed, the batch's indices) - no hidden RNG state, so A and B of a pair get
+the same crop and a resumed run sees the same augmentation.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .tasks import get_task
+
+DATASET_OF = {"edges2shoes": "edges2shoes-r", "cityscapes": "cityscapes", "horse2zebra": "horse2zebra",
+              "summer2winter": "summer2winter_yosemite"}
+VAL_HOLDOUT = {"edges2shoes": 2048, "cityscapes": 200, "horse2zebra": 120, "summer2winter": 120}
+IMAGE_EXT = (".jpg", ".jpeg", ".png")
+
+
+def _images(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset folder {folder} does not exist")
+    files = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXT)
+    if not files:
+        raise ValueError(f"dataset folder {folder} holds no images")
+    return files
+
+
+def _holdout(files: list[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
+    if len(files) <= n_val:
+        n_val = max(1, len(files) // 12)
+    perm = np.random.default_rng(seed).permutation(len(files))
+    val = sorted(files[i] for i in perm[:n_val])
+    keep = set(val)
+    return [f for f in files if f not in keep], val
+
+
+def _cityscapes_pairs(root: Path, split: str, out: Path, size: int = 256) -> tuple[list[str], list[str]]:
+    """pix2pix's Cityscapes preparation: photo (A) | colour labels (B), each resized to size x size."""
+    from PIL import Image
+
+    photos = sorted((root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
+    if not photos:
+        raise ValueError(f"cityscapes: no leftImg8bit/{split}/*/*_leftImg8bit.png under {root}")
+    out.mkdir(parents=True, exist_ok=True)
+    pairs, labels = [], []
+    for ph in photos:
+        stem = ph.name[: -len("_leftImg8bit.png")]
+        gt = root / "gtFine" / split / ph.parent.name
+        color, ids = gt / f"{stem}_gtFine_color.png", gt / f"{stem}_gtFine_labelIds.png"
+        for f in (color, ids):
+            if not f.is_file():
+                raise FileNotFoundError(f"cityscapes: {f} is missing (needed for {ph.name})")
+        dst = out / f"{stem}.png"
+        if not dst.is_file():
+            a = Image.open(ph).convert("RGB").resize((size, size), Image.BICUBIC)
+            b = Image.open(color).convert("RGB").resize((size, size), Image.NEAREST)
+            ab = Image.new("RGB", (2 * size, size))
+            ab.paste(a, (0, 0))
+            ab.paste(b, (size, 0))
+            tmp = dst.with_name(f".{dst.name}.tmp.png")
+            ab.save(tmp)
+            tmp.replace(dst)
+        pairs.append(str(dst))
+        labels.append(str(ids))
+    return pairs, labels
+
+
+def prepare_paper_task(task: str, dataset_root, out_json, seed: int = 0, log=print) -> dict:
+    """Write the task's index (JSON) from an extracted dataset; returns it."""
+    spec = get_task(task)
+    if spec.scale != "paper":
+        raise ValueError(f"task {task!r} is a mini task; build it with prepare-data")
+    root, out_json = Path(dataset_root), Path(out_json)
+    if not (root / ".complete").is_file():
+        raise FileNotFoundError(f"dataset {root} is not complete (no .complete marker); run the paper_dataset rule")
+    idx: dict = {"schema": "vem-paper-task/1", "task": task, "dataset": str(root), "seed": seed, "splits": {},
+                 "holdout": VAL_HOLDOUT[task]}
+    if task in ("edges2shoes", "cityscapes"):
+        if task == "edges2shoes":
+            train, test, test_labels = _images(root / "train"), _images(root / "val"), None
+            idx["direction"] = "AtoB"
+        else:
+            pairs_dir = out_json.with_suffix("")  # resources/data/cityscapes/
+            train, train_labels = _cityscapes_pairs(root, "train", pairs_dir / "train")
+            test, test_labels = _cityscapes_pairs(root, "val", pairs_dir / "val")
+            idx["direction"] = "BtoA"
+            lab_of = dict(zip(train, train_labels))
+        tr, va = _holdout(train, VAL_HOLDOUT[task], seed)
+        idx["splits"] = {"train": {"AB": tr}, "val": {"AB": va}, "test": {"AB": test}}
+        if test_labels is not None:
+            idx["labels"] = {"val": [lab_of[f] for f in va], "test": test_labels}
+    else:
+        idx["direction"] = "AtoB"
+        splits: dict = {"train": {}, "val": {}, "test": {}}
+        for side in "AB":
+            tr, va = _holdout(_images(root / f"train{side}"), VAL_HOLDOUT[task], seed + (side == "B"))
+            splits["train"][side], splits["val"][side] = tr, va
+            splits["test"][side] = _images(root / f"test{side}")
+        idx["splits"] = splits
+    from ..utils import atomic_write_json
+
+    atomic_write_json(out_json, idx)
+    for split, sides in idx["splits"].items():
+        log(f"{task} {split}: " + ", ".join(f"{k} {len(v)}" for k, v in sides.items()))
+    return idx
+
+
+# --------------------------------------------------------------------------------------------------
+class _Images:
+    """``images[idx]`` -> float tensor (len(idx), 3, crop, crop) in [-1, 1], loaded on demand."""
+
+    def __init__(self, data: FolderTaskData, split: str, side: str):
+        self.data, self.split, self.side = data, split, side
+
+    def __len__(self):
+        return self.data.n(self.split, self.side)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            idx = torch.arange(len(self))[idx]
+        idx = torch.as_tensor(idx).reshape(-1)
+        x = torch.stack([self.data.load(self.split, self.side, int(i), int(k), idx) for k, i in enumerate(idx)])
+        dev = torch.get_default_device() if hasattr(torch, "get_default_device") else torch.device("cpu")
+        return x.to(dev)
+
+
+class FolderTaskData:
+    """The paper-scale counterpart of ``vem.train.TaskData`` (same ``tensor``/``n``/``batch_indices``)."""
+
+    def __init__(self, path, task: str, load_size: int = 286, crop_size: int = 256, flip: bool = True,
+                 seed: int = 0):
+        self.spec = get_task(task)
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"prepared data {path} does not exist; run the prepare_data rule")
+        try:
+            self.index = json.loads(path.read_text())
+        except ValueError as e:
+            raise ValueError(f"prepared data {path} is not a task index: {e}") from None
+        if self.index.get("schema") != "vem-paper-task/1" or self.index.get("task") != task:
+            raise ValueError(f"prepared data {path} is not the index of task {task}")
+        if crop_size > load_size:
+            raise ValueError(f"crop_size {crop_size} exceeds load_size {load_size}")
+        self.load_size, self.crop_size, self.flip, self.seed = load_size, crop_size, flip, seed
+        self.paired = "AB" in self.index["splits"]["train"]
+        self.raw: dict = {}  # in-memory arrays are a mini-scale notion
+
+    def files(self, split: str, side: str) -> list[str]:
+        sides = self.index["splits"][split]
+        return sides["AB"] if self.paired else sides[side]
+
+    def n(self, split: str, side: str = "A") -> int:
+        return len(self.files(split, side))
+
+    def tensor(self, split: str, side: str) -> _Images:
+        return _Images(self, split, side)
+
+    def batch_indices(self, gen: torch.Generator, batch: int, split="train", side="A") -> torch.Tensor:
+        return torch.randint(0, self.n(split, side), (batch,), generator=gen, device="cpu")
+
+    def labels(self, split: str) -> list[str]:
+        if "labels" not in self.index or split not in self.index["labels"]:
+            raise ValueError(f"task {self.spec.id} has no label maps for split {split}")
+        return self.index["labels"][split]
+
+    def load_u8(self, split: str, side: str, i: int) -> np.ndarray:
+        """The image as stored (H, W, 3) uint8, the pair half picked by the task's direction."""
+        from PIL import Image
+
+        im = Image.open(self.files(split, side)[i]).convert("RGB")
+        if self.paired:
+            w, h = im.size
+            half = side if self.index["direction"] == "AtoB" else {"A": "B", "B": "A"}[side]
+            im = im.crop((0, 0, w // 2, h) if half == "A" else (w // 2, 0, w, h))
+        return np.asarray(im)
+
+    def load(self, split: str, side: str, i: int, k: int = 0, batch_idx=None) -> torch.Tensor:
+        from PIL import Image
+
+        im = Image.fromarray(self.load_u8(split, side, i))
+        if split == "train":
+            key = json.dumps([self.seed, [int(j) for j in batch_idx] if batch_idx is not None else [i], k])
+            rng = np.random.default_rng(zlib.crc32(key.encode()))
+            im = im.resize((self.load_size, self.load_size), Image.BICUBIC)
+            x0, y0 = rng.integers(0, self.load_size - self.crop_size + 1, size=2)
+            im = im.crop((int(x0), int(y0), int(x0) + self.crop_size, int(y0) + self.crop_size))
+            if self.flip and rng.random() < 0.5:
+                im = im.transpose(Image.FLIP_LEFT_RIGHT)
+        elif im.size != (self.crop_size, self.crop_size):
+            im = im.resize((self.crop_size, self.crop_size), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1)
+        return x / 127.5 - 1.0

@@ -1,0 +1,94 @@
+"""Released full ("Original") generators imported as teacher checkpoints.
+
+GAN-Compression publishes its full models (``pretrained/<model>/<task>/full/latest_net_G.pth``, now on
+HuggingFace; the hanlab.mit.edu URLs in its scripts are dead). They are pix2pix/CycleGAN ResNet
+generators (``resnet_9blocks``, ngf 64) saved as flat ``model.<i>...`` state dicts. ``import_teacher``
+downloads one (or copies a user-given file), checks its sha256 (pinned where known; otherwise computed
+and recorded with a warning), maps the keys onto :class:`vem.models.generators.ResnetGenerator` (the norm
+layer and dropout are read from the keys) and writes a teacher checkpoint the workflow uses like a
+trained one.
+
+Key layout of the flat generator (pix2pix ``ResnetGenerator``): ``model.0-9`` stem (pad, 7x7 conv, norm,
+ReLU, two [3x3 stride-2 conv, norm, ReLU]), ``model.10-18`` the residual blocks (``conv_block.<j>``),
+``model.19-27`` head (two [transposed conv, norm, ReLU], pad, 7x7 conv, tanh).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+HF = "https://huggingface.co/mit-han-lab/gan-compression/resolve/main/pretrained"
+
+def _gc(model: str, task: str, ours: str) -> dict:
+    return {"task": ours, "url": f"{HF}/{model}/{task}/full/latest_net_G.pth", "sha256": None}
+
+
+TEACHERS: dict[str, dict] = {
+    "gan_compression/cycle_gan/horse2zebra": _gc("cycle_gan", "horse2zebra", "horse2zebra"),
+    "gan_compression/pix2pix/edges2shoes-r": _gc("pix2pix", "edges2shoes-r", "edges2shoes"),
+    "gan_compression/pix2pix/cityscapes": _gc("pix2pix", "cityscapes", "cityscapes"),
+}
+
+_KEY = re.compile(r"^model\.(\d+)\.(.+)$")
+
+
+def flat_resnet_to_vem(sd: dict, n_blocks: int = 9) -> tuple[dict, dict]:
+    """(our state dict, generator kwargs) from a flat pix2pix/CycleGAN ResNet state dict."""
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    bad = [k for k in sd if not _KEY.match(k)]
+    if bad:
+        raise ValueError(f"not a flat ResNet generator state dict (unexpected key {bad[0]!r})")
+    first = n_blocks + 10
+    out = {}
+    for k, v in sd.items():
+        i, rest = _KEY.match(k).groups()
+        i = int(i)
+        if i < 10:
+            out[f"stem.{i}.{rest}"] = v
+        elif i < first:
+            out[f"blocks.{i - 10}.{rest.replace('conv_block.', 'block.', 1)}"] = v
+        else:
+            out[f"head.{i - first}.{rest}"] = v
+    ngf = sd["model.1.weight"].shape[0]
+    norm = "batch" if "model.2.running_mean" in sd else ("instance" if "model.1.bias" in sd else "none")
+    dropout = "model.10.conv_block.6.weight" in sd
+    kwargs = {"arch": "resnet", "in_nc": sd["model.1.weight"].shape[1],
+              "out_nc": sd[f"model.{first + 7}.weight"].shape[0], "ngf": ngf, "norm": norm, "num_downs": 8,
+              "n_blocks": n_blocks, "dropout": dropout}
+    return out, kwargs
+
+
+def import_teacher(name: str, out, user_path: str | None = None, cache="resources/downloads", log=print) -> dict:
+    from .data.download import download, sha256_file
+    from .models import build_generator
+    from .utils import atomic_save_torch
+
+    if name not in TEACHERS:
+        raise ValueError(f"unknown released teacher {name!r}; choose one of {sorted(TEACHERS)}")
+    t = TEACHERS[name]
+    src = Path(cache) / (name.replace("/", "__") + ".pth")
+    if user_path:
+        p = Path(user_path)
+        if not p.is_file():
+            raise FileNotFoundError(f"teacher file {p} does not exist")
+        src.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, src)
+        digest = sha256_file(src)
+        if t["sha256"] and digest != t["sha256"]:
+            raise ValueError(f"{p}: sha256 {digest} does not match the pinned {t['sha256']}")
+    else:
+        digest = download([t["url"]], src, sha256=t["sha256"], log=log)
+    sd = torch.load(src, map_location="cpu", weights_only=True)
+    ours, kwargs = flat_resnet_to_vem(sd)
+    G = build_generator(**kwargs)
+    G.load_state_dict(ours, strict=True)
+    ck = {"generator": kwargs, "state_dict": G.state_dict(), "snapshots": [], "source": name,
+          "source_url": t["url"], "source_sha256": digest, "role": "original", "seed": None,
+          "config_hash": f"imported:{digest[:16]}"}
+    atomic_save_torch(out, ck)
+    log(f"{name}: sha256 {digest} -> {out}")
+    return ck
