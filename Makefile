@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
+TEST_WORKERS ?= 2   # pytest-xdist processes (most tests run single-threaded subprocesses)
 # workflow jobs call `python -m vem ...`: the venv's python must come first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -32,7 +33,7 @@ slurm-smoke: smoke
 	bash scripts/slurm-smoke.sh "$(CURDIR)"
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: setup
 	$(BIN)/ruff check .

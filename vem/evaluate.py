@@ -154,8 +154,8 @@ def sample_grid(images_zip, out_png, n: int = 64) -> None:
         names = sorted(z.namelist())[:n]
         ims = [np.array(Image.open(io.BytesIO(z.read(nm)))) for nm in names]
     side = int(np.ceil(np.sqrt(len(ims))))
-    h, w = ims[0].shape
-    grid = np.zeros((side * h, side * w), np.uint8)
+    h, w = ims[0].shape[:2]
+    grid = np.zeros((side * h, side * w) + ims[0].shape[2:], np.uint8)   # grayscale or RGB
     for i, im in enumerate(ims):
         grid[(i // side) * h:(i // side + 1) * h, (i % side) * w:(i % side + 1) * w] = im
     tmp = Path(out_png).with_name(f".{Path(out_png).name}.tmp.png")

@@ -141,7 +141,7 @@ def evaluate_paper(spec, ck, data, evalnet_path, images_zip, real_stats_path=Non
     protocol = {"eval_split": "test", "n_images": data.n("test", "A"), "quantisation": "uint8 PNG before features",
                 "evalnet": Path(evalnet_path).name, "evalnet_sha256": file_sha256(evalnet_path), **proto}
     name = FID_NAMES[ref["mode"]] if ref else "mIoU (DRN-D-105, Cityscapes val)"
-    cost = profile(G.cpu(), spec.in_channels, spec.size)
+    cost = profile(G, spec.in_channels, spec.size)
     return {"metric": {"name": name, "value": float(value), "higher_is_better": spec.metric == "miou"},
             "cost": cost, "protocol": protocol, "eval_seconds": time.time() - t0}
 

@@ -26,7 +26,8 @@ def count_macs(model: nn.Module, in_channels: int, size: int) -> float:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return float(profile_macs(model, torch.zeros(1, in_channels, size, size)))
+            dev = next(model.parameters()).device
+            return float(profile_macs(model, torch.zeros(1, in_channels, size, size, device=dev)))
     finally:
         model.train(was_training)
 
