@@ -15,6 +15,8 @@ import numpy as np
 
 
 def seed_all(seed: int, threads: int | None = None) -> None:
+    # cuBLAS needs a fixed workspace for deterministic GEMMs on GPUs (read when CUDA initialises)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
 
     random.seed(seed)

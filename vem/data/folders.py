@@ -32,8 +32,6 @@ import torch
 
 from .tasks import get_task
 
-DATASET_OF = {"edges2shoes": "edges2shoes-r", "cityscapes": "cityscapes", "horse2zebra": "horse2zebra",
-              "summer2winter": "summer2winter_yosemite"}
 VAL_HOLDOUT = {"edges2shoes": 2048, "cityscapes": 200, "horse2zebra": 120, "summer2winter": 120}
 IMAGE_EXT = (".jpg", ".jpeg", ".png")
 

@@ -17,6 +17,10 @@ from pathlib import Path
 
 from .download import download, safe_extract, sha256_file
 
+# paper task -> the dataset (folder under resources/datasets/) it is built from
+DATASET_OF = {"edges2shoes": "edges2shoes-r", "cityscapes": "cityscapes", "horse2zebra": "horse2zebra",
+              "summer2winter": "summer2winter_yosemite"}
+
 EFROS = "efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 HF = "https://huggingface.co/mit-han-lab/gan-compression/resolve/main"
 

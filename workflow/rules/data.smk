@@ -1,4 +1,4 @@
-from vem.data.folders import DATASET_OF
+from vem.data.paper_datasets import DATASET_OF
 
 
 rule fetch_fmnist:
