@@ -272,6 +272,7 @@ def cmd_evaluate(args):
         "method": args.method, "addon": args.addon, "lambda_mi": ck.get("lambda_mi"),
         "seed": ck.get("seed"), "config_hash": ck.get("config_hash"),
         "train_seconds": ck.get("train_seconds"), "teacher_source": ck.get("source"),
+        "teacher_sha256": ck.get("source_sha256"),
         "versions": versions(), **res,
     }
     atomic_write_json(args.out, record)
