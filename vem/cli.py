@@ -142,16 +142,9 @@ def cmd_real_stats(args):
         if data.spec.metric != "fd":
             raise ValueError(f"task {args.task} is scored by {data.spec.metric}, not FID")
         mode = args.fid_mode or cfg["eval"]["fid_mode"]
-        from .metrics.inception import MODES
+        from .metrics.inception import require_weights
 
-        if mode not in MODES:
-            raise ValueError(f"unknown FID mode {mode!r}; choose one of {sorted(MODES)}")
-        from pathlib import Path
-
-        if not Path(args.featnet).is_file():
-            from .metrics.inception import inception_extractor
-
-            inception_extractor(mode, args.featnet)  # raises the one-line "missing weights" error
+        require_weights(mode, args.featnet)  # before any image is read
         st = real_stats_paper(data, mode, args.featnet, args.images)
         atomic_save_npz(args.out, **st)
         print(f"{args.task}: real Inception statistics ({mode}) from {st['description']}")

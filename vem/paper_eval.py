@@ -30,21 +30,18 @@ def eval_cfg(data) -> dict:
 
 
 def _device():
-    return torch.get_default_device() if hasattr(torch, "get_default_device") else torch.device("cpu")
+    from .utils import default_device
+
+    return default_device()
 
 
 def real_images(data, split_sides) -> tuple:
     """uint8 images (resized to the crop size) of the given (split, side) pairs, lazily; and their count."""
-    from PIL import Image
-
     items = [(sp, sd, i) for sp, sd in split_sides for i in range(data.n(sp, sd))]
 
     def gen():
         for sp, sd, i in items:
-            im = data.load_u8(sp, sd, i)
-            if im.shape[:2] != (data.crop_size, data.crop_size):
-                im = np.asarray(Image.fromarray(im).resize((data.crop_size, data.crop_size), Image.BICUBIC))
-            yield im
+            yield data.eval_u8(sp, sd, i)
     return gen(), len(items)
 
 
@@ -66,13 +63,15 @@ def real_stats_paper(data, mode: str, weights, out_zip) -> dict:
 
 
 @torch.no_grad()
-def generate_u8(G, data, split: str, batch: int = 16):
-    """Yield the generator's outputs on ``split`` A as uint8 (H, W, 3) arrays, in index order."""
+def generate_u8(G, data, split: str, batch: int = 16, n: int | None = None):
+    """Yield the generator's outputs on the first ``n`` (default: all) of ``split`` A as uint8 (H, W, 3)
+    arrays, in index order."""
     x = data.tensor(split, "A")
+    n = len(x) if n is None else min(n, len(x))
     G.eval()
     dev = _device()
-    for i in range(0, len(x), batch):
-        out = G(x[torch.arange(i, min(i + batch, len(x)))].to(dev))
+    for i in range(0, n, batch):
+        out = G(x[torch.arange(i, min(i + batch, n))].to(dev))
         u8 = ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         yield from u8
 
@@ -170,7 +169,7 @@ class PaperValScorer:
         was = gen.training
         out = Path(self.tmp.name) / "gen.zip"
         try:
-            imgs = generate_u8(gen, _Subset(self.data, self.n), "val", eval_cfg(self.data)["batch"])
+            imgs = generate_u8(gen, self.data, "val", eval_cfg(self.data)["batch"], self.n)
             write_png_zip(imgs, out)
             return score_zip(self.spec, self.data, self.evalnet, out, self.ref, label_split="val")[0]
         finally:
@@ -179,25 +178,3 @@ class PaperValScorer:
     @property
     def better(self):
         return (lambda a, b: a < b) if self.spec.metric == "fd" else (lambda a, b: a > b)
-
-
-class _Subset:
-    """The first ``n`` items of a split (val curves score a fixed subset)."""
-
-    def __init__(self, data, n):
-        self.data, self.n_max = data, n
-
-    def tensor(self, split, side):
-        x = self.data.tensor(split, side)
-        return _Head(x, self.n_max)
-
-
-class _Head:
-    def __init__(self, x, n):
-        self.x, self.n = x, min(n, len(x))
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, idx):
-        return self.x[idx]

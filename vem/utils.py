@@ -29,6 +29,13 @@ def seed_all(seed: int, threads: int | None = None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def default_device():
+    """torch's default device (cuda after ``--device cuda``; cpu otherwise)."""
+    import torch
+
+    return torch.get_default_device() if hasattr(torch, "get_default_device") else torch.device("cpu")
+
+
 def _tmp_path(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -139,9 +139,10 @@ class _Images:
         if isinstance(idx, slice):
             idx = torch.arange(len(self))[idx]
         idx = torch.as_tensor(idx).reshape(-1)
+        from ..utils import default_device
+
         x = torch.stack([self.data.load(self.split, self.side, int(i), int(k), idx) for k, i in enumerate(idx)])
-        dev = torch.get_default_device() if hasattr(torch, "get_default_device") else torch.device("cpu")
-        return x.to(dev)
+        return x.to(default_device())
 
 
 class FolderTaskData:
@@ -194,19 +195,27 @@ class FolderTaskData:
             im = im.crop((0, 0, w // 2, h) if half == "A" else (w // 2, 0, w, h))
         return np.asarray(im)
 
+    def eval_u8(self, split: str, side: str, i: int) -> np.ndarray:
+        """The image as evaluation sees it: resized to crop_size (no crop, no flip), uint8 (H, W, 3)."""
+        from PIL import Image
+
+        im = self.load_u8(split, side, i)
+        if im.shape[:2] != (self.crop_size, self.crop_size):
+            im = np.asarray(Image.fromarray(im).resize((self.crop_size, self.crop_size), Image.BICUBIC))
+        return im
+
     def load(self, split: str, side: str, i: int, k: int = 0, batch_idx=None) -> torch.Tensor:
         from PIL import Image
 
+        if split != "train":
+            return torch.from_numpy(self.eval_u8(split, side, i).astype(np.float32)).permute(2, 0, 1) / 127.5 - 1.0
         im = Image.fromarray(self.load_u8(split, side, i))
-        if split == "train":
-            key = json.dumps([self.seed, [int(j) for j in batch_idx] if batch_idx is not None else [i], k])
-            rng = np.random.default_rng(zlib.crc32(key.encode()))
-            im = im.resize((self.load_size, self.load_size), Image.BICUBIC)
-            x0, y0 = rng.integers(0, self.load_size - self.crop_size + 1, size=2)
-            im = im.crop((int(x0), int(y0), int(x0) + self.crop_size, int(y0) + self.crop_size))
-            if self.flip and rng.random() < 0.5:
-                im = im.transpose(Image.FLIP_LEFT_RIGHT)
-        elif im.size != (self.crop_size, self.crop_size):
-            im = im.resize((self.crop_size, self.crop_size), Image.BICUBIC)
+        key = json.dumps([self.seed, [int(j) for j in batch_idx] if batch_idx is not None else [i], k])
+        rng = np.random.default_rng(zlib.crc32(key.encode()))
+        im = im.resize((self.load_size, self.load_size), Image.BICUBIC)
+        x0, y0 = rng.integers(0, self.load_size - self.crop_size + 1, size=2)
+        im = im.crop((int(x0), int(y0), int(x0) + self.crop_size, int(y0) + self.crop_size))
+        if self.flip and rng.random() < 0.5:
+            im = im.transpose(Image.FLIP_LEFT_RIGHT)
         x = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1)
         return x / 127.5 - 1.0

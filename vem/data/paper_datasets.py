@@ -82,6 +82,15 @@ WEIGHTS: dict[str, dict] = {
 }
 
 
+# clean-fid FID mode -> the WEIGHTS entry of its Inception network
+FID_WEIGHTS = {"legacy_pytorch": "inception_legacy", "clean": "inception_clean"}
+
+
+def weights_file(name: str) -> str:
+    """resources/weights/<file> of a WEIGHTS entry (what the metric_weights rule writes)."""
+    return f"resources/weights/{WEIGHTS[name]['file']}"
+
+
 def _get(table: dict, name: str, what: str) -> dict:
     if name not in table:
         raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(table)}")

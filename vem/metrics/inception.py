@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MODES = {"legacy_pytorch": "pt_inception-2015-12-05-6726825d.pth", "clean": "inception-2015-12-05.pt"}
-CONFIG_KEYS = {"legacy_pytorch": "weights.inception_legacy", "clean": "weights.inception_clean"}
+from ..data.paper_datasets import FID_WEIGHTS, WEIGHTS
+
+MODES = {mode: WEIGHTS[name]["file"] for mode, name in FID_WEIGHTS.items()}
+CONFIG_KEYS = {mode: WEIGHTS[name]["config_key"] for mode, name in FID_WEIGHTS.items()}
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -31,9 +33,9 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def inception_extractor(mode: str, weights, device=None):
-    """clean-fid's Inception feature function for ``mode`` (images in [0, 255], resized by clean-fid)."""
-    device = device or torch.device("cpu")
+def require_weights(mode: str, weights) -> Path:
+    """``weights`` as a Path, after checking the mode and that the file exists (one-line errors saying how
+    to provide it) - cheap, so callers run it before any expensive work."""
     if mode not in MODES:
         raise ValueError(f"unknown FID mode {mode!r}; choose one of {sorted(MODES)}")
     weights = Path(weights)
@@ -41,6 +43,13 @@ def inception_extractor(mode: str, weights, device=None):
         raise FileNotFoundError(
             f"Inception weights {weights} ({MODES[mode]}) are missing: run `snakemake resources/weights/{MODES[mode]}` "
             f"(downloads) or set {CONFIG_KEYS[mode]}: /path/to/{MODES[mode]} in the config (offline nodes)")
+    return weights
+
+
+def inception_extractor(mode: str, weights, device=None):
+    """clean-fid's Inception feature function for ``mode`` (images in [0, 255], resized by clean-fid)."""
+    device = device or torch.device("cpu")
+    weights = require_weights(mode, weights)
     # the weights are read while the network is built; the folder exposing them is gone afterwards
     with tempfile.TemporaryDirectory(prefix="vem-inception-") as d:
         tmp = Path(d)

@@ -6,6 +6,7 @@ import os
 from snakemake.utils import validate
 
 from vem.config import ConfigError, resolve
+from vem.data.paper_datasets import FID_WEIGHTS, weights_file
 from vem.data.tasks import get_task
 
 
@@ -82,13 +83,6 @@ def run_dir(task, method, addon, lam, seed):
     return f"results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}"
 
 
-# paper preset: metric / perceptual network weights (resources/weights/, the metric_weights rule)
-INCEPTION_FILES = {
-    "legacy_pytorch": "pt_inception-2015-12-05-6726825d.pth",
-    "clean": "inception-2015-12-05.pt",
-}
-
-
 def data_file(task):
     """Prepared task data: the npz of a mini task, the image index of a paper task."""
     if get_task(task).scale == "paper":
@@ -103,10 +97,8 @@ def evalnet_for(task):
     spec = get_task(task)
     if spec.scale == "paper":
         if spec.metric == "miou":
-            return "resources/weights/drn-d-105_ms_cityscapes.pth"
-        return (
-            f"resources/weights/{INCEPTION_FILES[RUN_CONFIG[task]['eval']['fid_mode']]}"
-        )
+            return weights_file("drn_d_105_cityscapes")
+        return weights_file(FID_WEIGHTS[RUN_CONFIG[task]["eval"]["fid_mode"]])
     if spec.metric == "miou":
         return "results/evalnets/segmenter.pt"
     return "results/evalnets/feature.pt"
@@ -114,7 +106,7 @@ def evalnet_for(task):
 
 def perceptual_for(task):
     if get_task(task).scale == "paper":
-        return "resources/weights/vgg16-397923af.pth"
+        return weights_file("vgg16")
     return "results/evalnets/perceptual.pt"
 
 
