@@ -5,6 +5,10 @@
 #   scripts/slurm-localhost.sh env      # print `export SLURM_CONF=...` for this cluster
 #   scripts/slurm-localhost.sh status   # sinfo
 #   scripts/slurm-localhost.sh stop     # stop the daemons this script started (by their pid files)
+#   scripts/slurm-localhost.sh running  # exit 0 if both daemons of this cluster are up
+#
+# Stop it when done: a /etc/slurm/slurm.conf whose controller is down makes every `scontrol` wait ~9 s, and
+# snakemake-executor-plugin-slurm runs `scontrol show config` whenever Snakemake starts (any executor).
 #
 # Needs root and Debian's slurm-wlm + munge (installed with apt when missing). Exit status 3 means
 # "SLURM cannot be set up here" (not root, no apt); tests skip with that reason. The configuration and
@@ -141,5 +145,6 @@ case "${1:-}" in
     stop) stop ;;
     env) echo "export SLURM_CONF=$CONF" ;;
     status) SLURM_CONF="$CONF" sinfo ;;
-    *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+    running) alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid" ;;
+    *) echo "usage: $0 start|stop|status|env|running" >&2; exit 2 ;;
 esac

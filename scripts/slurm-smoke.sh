@@ -14,8 +14,13 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/vem-slurm-smoke.XXXXXX")"
 export PATH="$(dirname "$PY"):$PATH"
 
 rc=0
+was_running=0
+"$REPO/scripts/slurm-localhost.sh" running 2>/dev/null && was_running=1
 "$REPO/scripts/slurm-localhost.sh" start || rc=$?
 if [[ $rc -eq 3 ]]; then echo "SKIP: SLURM smoke test: SLURM cannot be set up on this machine (see above)"; exit 0; fi
+# leave the machine as found: a cluster started here is stopped again (its /etc/slurm/slurm.conf link too,
+# which would otherwise make every later Snakemake start wait ~9 s on `scontrol` of a dead controller)
+[[ $was_running -eq 1 ]] || trap '"$REPO/scripts/slurm-localhost.sh" stop || true' EXIT
 [[ $rc -eq 0 ]] || exit $rc
 eval "$("$REPO/scripts/slurm-localhost.sh" env)"
 "$PY" -c "import snakemake_executor_plugin_slurm" 2>/dev/null \

@@ -1,5 +1,7 @@
+import functools
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,9 +28,21 @@ def root() -> Path:
     return ROOT
 
 
+@functools.cache
+def _no_scontrol_dir() -> str:
+    """A PATH entry whose `scontrol` fails at once. snakemake-executor-plugin-slurm runs `scontrol show config`
+    whenever Snakemake starts; where the host's SLURM client points at a controller that is down, that waits
+    ~9 s per Snakemake process. No test here talks to SLURM (scripts/slurm-smoke.sh does, outside pytest)."""
+    d = Path(tempfile.mkdtemp(prefix="vem-test-bin-"))
+    (d / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (d / "scontrol").chmod(0o755)
+    return str(d)
+
+
 def run_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PATH"] = _no_scontrol_dir() + os.pathsep + env.get("PATH", "")
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 

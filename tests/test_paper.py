@@ -16,8 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-
+from .conftest import ROOT, run_env
 
 # --------------------------------------------------------------------------------------------------
 # DRN-D-105 and the mIoU protocol
@@ -464,8 +463,9 @@ def test_paper_workflow_runs_table1_at_toy_size(tmp_path):
                                "tables": [1], "overrides": ov, "checkpoint_every": 0,
                                "checkpoint_selection": "best_on_test"}))
     snakemake = str(Path(sys.executable).with_name("snakemake"))
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="2",
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))  # jobs call `python`
+    env = run_env()
+    env["OMP_NUM_THREADS"] = "2"
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]  # jobs call `python`
     res = subprocess.run([snakemake, "--cores", "1", "-s", str(ROOT / "Snakefile"), "-d", str(work),
                           "results/table1.csv", "--configfile", str(cfg)],
                          capture_output=True, text=True, env=env, timeout=900)
