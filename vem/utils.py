@@ -110,7 +110,7 @@ def versions() -> dict:
     import torch
 
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
-    for mod in ("torchvision", "cleanfid", "torchprofile"):
+    for mod in ("torchvision", "scipy", "cleanfid", "torchprofile"):   # scipy: the FID sqrtm
         try:
             m = __import__(mod)
             out[mod] = getattr(m, "__version__", None) or _dist_version(mod)
