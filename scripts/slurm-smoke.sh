@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
 # The smoke preset through profiles/slurm on a one-node localhost SLURM, compared with a local run.
 #
-#   scripts/slurm-smoke.sh [LOCAL_RUN_DIR | -]
+#   scripts/slurm-smoke.sh [LOCAL_RUN_DIR]
 #
-# LOCAL_RUN_DIR: a directory holding a finished local smoke run's results/; without it a local run is made
-# first in a scratch directory. `-`: no local run and no comparison (the caller compares; CI runs its local
-# smoke run side by side with this one). Prints the wall times.
-# SLURM_SMOKE_TARGETS: what to build (default: the workflow's `all`, every table). CI builds
-# results/table1.csv, whose 30 jobs use every rule of the embedded preset, and compares with --subset.
-# SLURM_SMOKE_DIR: where the SLURM run's working directory goes (default: a new scratch directory).
+# LOCAL_RUN_DIR: a directory holding a finished local smoke run's results/ (CI passes the repo after its
+# smoke step); without it a local run is made first in a scratch directory. Prints both wall times.
+# SLURM_SMOKE_TARGETS: what to build (default: the workflow's `all`, every table). CI builds results/table1.csv, whose 30 jobs
+# use every rule of the embedded preset, and compares those outputs with the local run's (--subset).
 # Exit 0 with a "SKIP:" line where SLURM cannot be set up here (not root / no apt).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 SNAKEMAKE="${SNAKEMAKE:-$REPO/.venv/bin/snakemake}"
 PY="${PY:-$REPO/.venv/bin/python}"
-WORK="${SLURM_SMOKE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/vem-slurm-smoke.XXXXXX")}"
-mkdir -p "$WORK"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/vem-slurm-smoke.XXXXXX")"
 export PATH="$(dirname "$PY"):$PATH"
 
 rc=0
@@ -53,4 +50,4 @@ if ! timeout -k 10 1500 "$SNAKEMAKE" "${TARGETS[@]}" -s "$REPO/Snakefile" --dire
     exit 1
 fi
 echo "SLURM smoke run: $(( $(date +%s) - t0 )) s ($(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm.log" || true) jobs submitted)"
-[[ "$LOCAL" == - ]] || "$PY" "$REPO/scripts/compare_runs.py" "${SUBSET[@]}" "$LOCAL" "$WORK/slurm"
+"$PY" "$REPO/scripts/compare_runs.py" "${SUBSET[@]}" "$LOCAL" "$WORK/slurm"
