@@ -1,5 +1,7 @@
+import atexit
 import functools
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +36,7 @@ def _no_scontrol_dir() -> str:
     whenever Snakemake starts; where the host's SLURM client points at a controller that is down, that waits
     ~9 s per Snakemake process. No test here talks to SLURM (scripts/slurm-smoke.sh does, outside pytest)."""
     d = Path(tempfile.mkdtemp(prefix="vem-test-bin-"))
+    atexit.register(shutil.rmtree, d, True)
     (d / "scontrol").write_text("#!/bin/sh\nexit 1\n")
     (d / "scontrol").chmod(0o755)
     return str(d)
