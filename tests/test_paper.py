@@ -348,7 +348,8 @@ def test_import_teacher_rejects_other_files(tmp_path):
 
 
 def _vem(*args, cwd=ROOT):
-    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = run_env()
+    env["OMP_NUM_THREADS"] = "2"
     return subprocess.run([sys.executable, "-m", "vem", *args], capture_output=True, text=True, env=env, cwd=cwd,
                           timeout=900)
 
@@ -356,8 +357,7 @@ def _vem(*args, cwd=ROOT):
 def test_paper_real_stats_with_stand_in_inception(tmp_path):
     """CycleGAN real statistics: every real target-domain image (train + held-out val + test), Inception
     features in the recorded mode; without the weights file one line says which file and both ways."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_inception import _random_legacy_weights
+    from .test_inception import _random_legacy_weights
 
     make_cyclegan(tmp_path / "horse2zebra", n=(14, 13, 3, 2))
     index = tmp_path / "h.json"
@@ -441,11 +441,11 @@ def test_paper_workflow_runs_table1_at_toy_size(tmp_path):
     (Inception) -> train_teacher + evaluate_teacher (Original) -> compress (OMGD + VEM: image index,
     augmentation, VGG16 losses, online wide + deep expansion-block teachers, Inception-FID val curve, snapshots)
     -> evaluate_run (best-on-test) -> render_table, on a synthetic edges2shoes-r with stand-in weights already in
-    resources/ (so nothing downloads) and toy overrides. (Each FID costs a 2048x2048 matrix square root, ~17 s
+    resources/ (so nothing downloads) and toy overrides. (Each FID costs a 2048x2048 matrix square root, ~10 s
     on 2 cores: the toy run is kept to four.)"""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_inception import _random_legacy_weights
     from torchvision.models import vgg16
+
+    from .test_inception import _random_legacy_weights
 
     work = tmp_path / "w"
     make_edges2shoes(work / "resources" / "datasets" / "edges2shoes-r", n_train=24, n_val=3)

@@ -20,19 +20,13 @@ import torch
 
 from .evaluate import write_png_zip
 from .metrics.cost import profile
-from .utils import file_sha256
+from .utils import default_device, file_sha256
 
 FID_NAMES = {"legacy_pytorch": "FID (Inception, pytorch-fid weights)", "clean": "FID (Inception, clean-fid)"}
 
 
 def eval_cfg(data) -> dict:
     return getattr(data, "eval_cfg", None) or {"fid_mode": "legacy_pytorch", "batch": 16, "val_images": 500}
-
-
-def _device():
-    from .utils import default_device
-
-    return default_device()
 
 
 def real_images(data, split_sides) -> tuple:
@@ -56,7 +50,7 @@ def real_stats_paper(data, mode: str, weights, out_zip) -> dict:
         sides, desc = [("train", "B"), ("val", "B"), ("test", "B")], "real train+test B (val = held-out train)"
     imgs, n = real_images(data, sides)
     write_png_zip(imgs, out_zip)
-    feats = zip_inception_features(out_zip, mode, weights, batch_size=eval_cfg(data)["batch"], device=_device())
+    feats = zip_inception_features(out_zip, mode, weights, batch_size=eval_cfg(data)["batch"], device=default_device())
     mu, sigma = stats(feats)
     return {"mu": mu, "sigma": sigma, "description": np.array(f"{desc} ({n})"), "n": np.array(n),
             "mode": np.array(mode), "weights_sha256": np.array(file_sha256(weights))}
@@ -69,7 +63,7 @@ def generate_u8(G, data, split: str, batch: int = 16, n: int | None = None):
     x = data.tensor(split, "A")
     n = len(x) if n is None else min(n, len(x))
     G.eval()
-    dev = _device()
+    dev = default_device()
     for i in range(0, n, batch):
         out = G(x[torch.arange(i, min(i + batch, n))].to(dev))
         u8 = ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -98,12 +92,12 @@ def label_batches(images_zip, label_files, batch: int):
 
 def score_zip(spec, data, evalnet_path, images_zip, ref=None, label_split="test") -> tuple[float, dict]:
     """The task metric of the PNGs in ``images_zip`` and its protocol."""
-    ec = eval_cfg(data)
+    ec, dev = eval_cfg(data), default_device()
     if spec.metric == "fd":
         from .metrics.fd import frechet, stats
         from .metrics.inception import zip_inception_features
 
-        feats = zip_inception_features(images_zip, ref["mode"], evalnet_path, batch_size=ec["batch"], device=_device())
+        feats = zip_inception_features(images_zip, ref["mode"], evalnet_path, batch_size=ec["batch"], device=dev)
         value = frechet(*stats(feats), ref["mu"], ref["sigma"])
         return value, {"backend": "clean-fid get_files_features + frechet_distance", "mode": ref["mode"],
                        "feature_net": "Inception-v3 pool3 (2048-d), " + ("pytorch-fid weights" if ref["mode"] ==
@@ -112,8 +106,8 @@ def score_zip(spec, data, evalnet_path, images_zip, ref=None, label_split="test"
     from .metrics.cityscapes import CLASSES, FULL_SIZE, cityscapes_miou
     from .models.drn import load_drn
 
-    drn = load_drn(evalnet_path, _device())
-    res = cityscapes_miou(drn, label_batches(images_zip, data.labels(label_split), ec["batch"]), device=_device())
+    drn = load_drn(evalnet_path, dev)
+    res = cityscapes_miou(drn, label_batches(images_zip, data.labels(label_split), ec["batch"]), device=dev)
     return res["miou"], {"backend": "DRN-D-105 at 256x256, scores bilinearly resized to 2048x1024, argmax",
                          "segmenter": "drn-d-105_ms_cityscapes.pth", "labels": "gtFine trainIds (255 ignored)",
                          "label_size": list(FULL_SIZE), "classes": CLASSES, "per_class_iou": res["per_class_iou"],
@@ -134,7 +128,7 @@ def evaluate_paper(spec, ck, data, evalnet_path, images_zip, real_stats_path=Non
 
     t0 = time.time()
     ref = load_ref(real_stats_path) if spec.metric == "fd" else None
-    G = load_generator(ck).to(_device())
+    G = load_generator(ck).to(default_device())
     write_png_zip(generate_u8(G, data, "test", eval_cfg(data)["batch"]), images_zip)
     value, proto = score_zip(spec, data, evalnet_path, images_zip, ref)
     protocol = {"eval_split": "test", "n_images": data.n("test", "A"), "quantisation": "uint8 PNG before features",
@@ -162,7 +156,7 @@ class PaperValScorer:
             real_zip = Path(self.tmp.name) / "real.zip"
             write_png_zip((im for _, im in zip(range(self.n), imgs)), real_zip)
             mode = eval_cfg(data)["fid_mode"]
-            mu, sigma = stats(zip_inception_features(real_zip, mode, evalnet_path, device=_device()))
+            mu, sigma = stats(zip_inception_features(real_zip, mode, evalnet_path, device=default_device()))
             self.ref = {"mu": mu, "sigma": sigma, "description": f"real val B ({self.n})", "mode": mode}
 
     def __call__(self, gen) -> float:
