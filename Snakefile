@@ -16,7 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/evalnets.smk"
 include: "workflow/rules/teachers.smk"
-include: "workflow/rules/compress.smk"
+include: "workflow/rules/methods.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/paper_data.smk"
 

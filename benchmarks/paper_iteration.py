@@ -1,21 +1,21 @@
-"""Time of one paper-scale training iteration (the paper preset's recipe, 256 px), on CPU or GPU.
+"""Time of one paper-scale OMGD training iteration (the paper preset's recipe, 256 px), on CPU or GPU.
 
     python benchmarks/paper_iteration.py [--task edges2shoes] [--addon vem] [--iters 5] [--device auto]
 
 Builds a small synthetic copy of the task's dataset (random 256x256 images in the real layout) and random
-stand-in VGG16 weights in a temporary folder, then runs OMGD exactly as ``compress`` does at paper scale
-(paired: the online wide unet_256 ngf 64 + deep unet_deepest_256 ngf 16 teachers and the discriminator,
-updated every ``n_dis`` iterations, and the unet_256 ngf 16 student with SSIM/VGG16 style+feature/TV/channel
-distillation + the add-on; unpaired: a mobile_resnet_9blocks ngf 64 teacher forward and the ngf 16
-student). Val-curve scoring (Inception/DRN) is left out. One warm-up iteration, then ``--iters`` timed ones.
-Prints one JSON object (device, versions, seconds per iteration split into data / teachers / student).
+stand-in VGG16 weights in a temporary folder, then runs OMGD's ``distill`` stage exactly as
+``python -m vem stage`` does at paper scale (paired: the online wide unet_256 ngf 64 + deep unet_deepest_256
+ngf 16 teachers and the discriminator, updated every ``n_dis`` iterations, and the unet_256 ngf 16 student
+with SSIM/VGG16 style+feature/TV/channel distillation + the add-on; unpaired: a mobile_resnet_9blocks ngf 64
+teacher forward and the ngf 16 student). Val-curve scoring (Inception/DRN) is left out. The first iteration
+warms up; the median of the ``--iters`` others is reported, with the online teachers' share (paired) and the
+add-on's. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -65,11 +65,13 @@ def main():
         torch.set_default_device("cuda")
     from torchvision.models import vgg16
 
-    import baselines.omgd as omgd
+    import baselines.omgd.train as omgd
+    from benchmarks.timing import TimedContext, median_after_warmup
     from vem.config import resolve
     from vem.data.folders import prepare_paper_task
-    from vem.models import build_generator
-    from vem.train import open_task_data
+    from vem.data.taskdata import open_task_data
+    from vem.methods import get_method
+    from vem.models import build, from_config
     from vem.utils import atomic_save_torch, versions
 
     tmpdir = tempfile.TemporaryDirectory(prefix="paper-iteration-")   # removed at exit (VGG16 alone is 528 MB)
@@ -78,55 +80,46 @@ def main():
     prepare_paper_task(args.task, root, tmp / f"{args.task}.json", log=lambda m: None)
     with torch.device("cpu"):
         torch.save(vgg16(weights=None).state_dict(), tmp / "vgg16.pth")
-    cfg = resolve(args.task)
+    paired = args.task == "edges2shoes"
+    n = args.iters + 1
+    over = {"omgd.iters": n, "omgd.eval_every": n} if paired else {"omgd.teacher.snapshot_every": n,
+                                                                  "omgd.n_dis": 1, "omgd.eval_every": n}
+    cfg = resolve(args.task, over, method="omgd")
     data = open_task_data(tmp / f"{args.task}.json", args.task, cfg, seed=0)
-    omgd.ValScorer = lambda *a, **k: None          # no val scoring in the timed loop
-    teacher = None
-    if data.spec.kind == "unpaired":
-        t = cfg["teachers"]["omgd"]
-        G = build_generator(t["arch"], ngf=t["ngf"], norm=t["norm"], n_blocks=t["n_blocks"])
-        teacher = tmp / "teacher.pt"
-        atomic_save_torch(teacher, {"generator": {"arch": t["arch"], "in_nc": 3, "out_nc": 3, "ngf": t["ngf"],
-                                                  "norm": t["norm"], "num_downs": 8, "n_blocks": t["n_blocks"]},
-                                    "state_dict": {k: v.cpu() for k, v in G.state_dict().items()},
-                                    "snapshots": [{"iter": 1, "val": 0.0, "state_dict": G.state_dict()}]})
-    m = omgd.OMGD(cfg, data, args.addon, 0, tmp / "vgg16.pth", None, teacher)
-    xa = data.tensor("train", "A")
-    xb = data.tensor("train", "B") if data.spec.kind == "paired" else None
+    inputs = {"perceptual": tmp / "vgg16.pth"}
+    if not paired:
+        rec = from_config(cfg["omgd"]["teacher"], 3, 3)
+        with torch.device("cpu"):
+            sd = build(rec).state_dict()
+        atomic_save_torch(tmp / "teacher.pt", {"generator": rec, "state_dict": sd,
+                                               "snapshots": [{"iter": 1, "val": 0.0, "state_dict": sd}]})
+        inputs["teacher"] = tmp / "teacher.pt"
+    method = get_method("omgd")
+    stage = method.final(cfg)
+    teacher_seconds = []
+    step = omgd.OnlineTeachers.step
 
-    def sync():
+    def timed_step(self, *a):   # the online teachers' share of a paired iteration
         if dev == "cuda":
             torch.cuda.synchronize()
-
-    times = {"data": [], "teachers": [], "student": [], "total": []}
-    for it in range(1, args.iters + 2):
-        sync()
         t0 = time.perf_counter()
-        idx = data.batch_indices(m.gen, m.o["batch"])
-        a = xa[idx]
-        b = xb[idx] if xb is not None else None
-        sync()
-        t1 = time.perf_counter()
-        if b is not None:
-            t_w, t_d, f_w = m.teachers.step(it, a, b)
-            outs, positive = [t_w, t_d], (b if cfg["addon"]["positive"] == "gt" else t_w)
-        else:
-            with torch.no_grad():
-                t_out, t_feats = m.wide.forward_features(a)
-            outs, f_w, positive = [t_out], [f.mean((2, 3)) for f in t_feats], t_out
-        sync()
-        t2 = time.perf_counter()
-        m._student_step(it, a, idx, outs, f_w, positive)
-        sync()
-        t3 = time.perf_counter()
-        if it > 1:   # the first iteration warms up allocators / cuDNN
-            for k, v in (("data", t1 - t0), ("teachers", t2 - t1), ("student", t3 - t2), ("total", t3 - t0)):
-                times[k].append(v)
+        out = step(self, *a)
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        teacher_seconds.append(time.perf_counter() - t0)
+        return out
+
+    omgd.OnlineTeachers.step = timed_step
+    ctx = TimedContext(cfg=cfg, method="omgd", stage=stage, data=data, seed=0, inputs=inputs,
+                       evalnet=tmp / "none", addon=args.addon)
+    method.run_stage(stage.name, ctx)
     out = {"task": args.task, "addon": args.addon, "device": dev,
            "device_name": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
-           "threads": torch.get_num_threads(), "batch": m.o["batch"], "n_dis": m.o["n_dis"], "iters": args.iters,
-           "seconds_per_iter": {k: statistics.mean(v) for k, v in times.items()},
-           "seconds_per_iter_max": max(times["total"]),
+           "threads": torch.get_num_threads(), "batch": cfg["omgd"]["batch"], "n_dis": cfg["omgd"]["n_dis"],
+           "iters": args.iters, "seconds_per_iter": median_after_warmup(ctx.step_seconds),
+           "seconds_per_iter_max": max(ctx.step_seconds[1:]),
+           "online_teachers_seconds": median_after_warmup(teacher_seconds) if teacher_seconds else 0.0,
+           "addon_seconds": median_after_warmup(ctx.addon_seconds) if ctx.addon_seconds else 0.0,
            "versions": {k: v for k, v in versions().items() if k in ("torch", "python")}}
     print(json.dumps(out))
     tmpdir.cleanup()

@@ -1,4 +1,4 @@
-"""Cost of resuming: one compress job run straight through vs the same job interrupted by SIGTERM at
+"""Cost of resuming: one OMGD distill job run straight through vs the same job interrupted by SIGTERM at
 about half-way and re-run (it resumes). Needs the default run's outputs (resources/data, results/).
 
     python benchmarks/resume_cost.py [--task fmnist_edges2shoes] [--addon vem] [--every 100]
@@ -31,18 +31,16 @@ def main():
     ap.add_argument("--every", type=int, default=100)
     args = ap.parse_args()
     evalnet = "segmenter" if args.task == "fmnist_scenes" else "feature"
-    traj = ROOT / f"results/teachers/{args.task}/omgd_online/seed{args.seed}/trajectory.pt"
+    traj = ROOT / f"results/runs/{args.task}/omgd/shared/seed{args.seed}/teachers.pt"
     tmp = Path(tempfile.mkdtemp(prefix="resume-cost-"))
 
     def cmd(out):
-        c = [sys.executable, "-m", "vem", "compress", "--task", args.task, "--method", "omgd", "--addon", args.addon,
+        c = [sys.executable, "-m", "vem", "stage", "--task", args.task, "--method", "omgd", "--addon", args.addon,
              "--seed", str(args.seed), "--data", str(ROOT / f"resources/data/{args.task}.npz"),
-             "--perceptual", str(ROOT / "results/evalnets/perceptual.pt"),
+             "--input", f"perceptual={ROOT / 'results/evalnets/perceptual.pt'}",
              "--evalnet", str(ROOT / f"results/evalnets/{evalnet}.pt"), "--threads", "1",
-             "--checkpoint-every", str(args.every), "--out", str(out / "student.pt"), "--curve", str(out / "c.csv")]
-        if traj.is_file():
-            c += ["--trajectory", str(traj)]
-        return c
+             "--checkpoint-every", str(args.every), "--out", str(out / "student.pt"), "--table", str(out / "c.csv")]
+        return c + (["--input", f"teachers={traj}"] if traj.is_file() else ["--set", "omgd.share_teachers=false"])
 
     t0 = time.time()
     subprocess.run(cmd(tmp / "a"), check=True, capture_output=True)
@@ -62,7 +60,7 @@ def main():
         "straight_seconds": round(straight, 1), "interrupted_and_resumed_seconds": round(interrupted, 1),
         "lost_per_interruption_seconds": round(interrupted - straight, 1), "sigterm_exit_status": p.returncode,
         "resumed_from_iter": ck_b["resumed_from"], "saves_straight": ck_a["resume_saves"],
-        "save_seconds_straight": round(ck_a["resume_save_seconds"], 2), "identical_weights": same}))
+        "identical_weights": same}))
 
 
 if __name__ == "__main__":

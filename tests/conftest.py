@@ -82,3 +82,20 @@ def edges_assets(tmp_path_factory):
         ck, _ = train_classifier(kind, dict(cfg["evalnets"][kind], iters=3), 0, ROOT / "resources" / "fmnist")
         atomic_save_torch(d / f"{kind}.pt", ck)
     return d
+
+
+def stage_context(method, stage, task, data_path, overrides, seed, inputs, evalnet, addon="none", lambda_mi=None,
+                  keep_snapshots=False, resumer=None):
+    """What ``python -m vem stage`` hands a method's stage, built in-process (tests call run_stage directly)."""
+    from pathlib import Path
+
+    from vem.config import resolve
+    from vem.data.taskdata import open_task_data
+    from vem.methods import get_method
+    from vem.methods.context import StageContext
+
+    cfg = resolve(task, overrides, method=method)
+    return StageContext(cfg=cfg, method=method, stage=get_method(method).stage(cfg, stage),
+                        data=open_task_data(data_path, task, cfg, seed), seed=seed,
+                        inputs={k: Path(v) for k, v in inputs.items()}, evalnet=Path(evalnet), addon=addon,
+                        lambda_mi=lambda_mi, resumer=resumer, keep_snapshots=keep_snapshots)

@@ -36,11 +36,11 @@ def files(edges_assets, tmp_path_factory):
 
 
 def compress(a, out, *extra, addon="vem", task=TASK, data=None, perceptual=None, evalnet=None):
-    return ["compress", "--task", task, "--method", "omgd", "--addon", addon, "--threads", "1",
-            "--data", str(data or a / "d.npz"), "--perceptual", str(perceptual or a / "perceptual.pt"),
+    return ["stage", "--task", task, "--method", "omgd", "--addon", addon, "--threads", "1",
+            "--data", str(data or a / "d.npz"), "--input", f"perceptual={perceptual or a / 'perceptual.pt'}",
             "--evalnet", str(evalnet or a / "feature.pt"), "--set", "omgd.iters=4", "--set", "omgd.batch=4",
-            "--set", "omgd.eval_every=2", "--out", str(out / "student.pt"), "--curve", str(out / "curve.csv"),
-            *extra]
+            "--set", "omgd.eval_every=2", "--set", "omgd.share_teachers=false", "--out", str(out / "student.pt"),
+            "--table", str(out / "curve.csv"), *extra]
 
 
 CASES = {
@@ -71,6 +71,27 @@ CASES = {
                                         ["VEM: non-finite", "student iteration 1"]),
     "NaN-producing learning rate": (lambda a, b, o: compress(a, o, "--set", "omgd.lr=1e30"),
                                     ["non-finite online teacher loss at iteration 1"]),
+    # every value a job would reject is rejected with its name before the job does anything
+    "add-on option outside its set": (lambda a, b, o: compress(a, o, "--set", "addon.vem.on_nonfinite=ignore"),
+                                      ["addon.vem.on_nonfinite", "'ignore'"]),
+    "zero reference size": (lambda a, b, o: compress(a, o, "--set", "addon.vem.step_ref_size=0"),
+                            ["addon.vem.step_ref_size", ">= 1", "0"]),
+    "negative threads": (lambda a, b, o: compress(a, o, "--threads", "-2"), ["--threads", "-2"]),
+    "malformed overrides JSON": (lambda a, b, o: compress(a, o, "--overrides", "{omgd.iters: 3"),
+                                 ["--overrides", "not valid JSON"]),
+    "overrides not an object": (lambda a, b, o: compress(a, o, "--overrides", "[1, 2]"),
+                                ["--overrides", "JSON object"]),
+    "negative lambda": (lambda a, b, o: compress(a, o, "--lambda-mi", "-0.1"), ["--lambda-mi", "-0.1"]),
+    "unknown stage": (lambda a, b, o: compress(a, o, "--stage", "prune"), ["no stage 'prune'"]),
+    "add-on on a shared stage": (lambda a, b, o: compress(a, o, "--stage", "teachers", "--set",
+                                                          "omgd.share_teachers=true"),
+                                 ["does not train the student", "--addon"]),
+    "missing stage input": (lambda a, b, o: [x for x in compress(a, o) if x not in
+                                             ("--input", f"perceptual={a / 'perceptual.pt'}")],
+                            ["needs --input", "perceptual"]),
+    "zero input channels": (lambda a, b, o: ["profile", "--model", "unet_256", "--in-nc", "0"],
+                            ["--in-nc", "must be >= 1", "0"]),
+    "bad KEY=VALUE": (lambda a, b, o: compress(a, o, "--set", "omgd.iters"), ["--set", "KEY=VALUE"]),
 }
 
 

@@ -23,9 +23,9 @@ def one_error_line(res):
 
 
 def test_unknown_task_is_one_line(tmp_path):
-    line = one_error_line(vem("compress", "--task", "fmnist_nope", "--method", "omgd", "--addon", "vem",
-                              "--data", "x", "--perceptual", "x", "--evalnet", "x",
-                              "--out", str(tmp_path / "s.pt"), "--curve", str(tmp_path / "c.csv")))
+    line = one_error_line(vem("stage", "--task", "fmnist_nope", "--method", "omgd", "--addon", "vem",
+                              "--data", "x", "--input", "perceptual=x", "--evalnet", "x",
+                              "--out", str(tmp_path / "s.pt"), "--table", str(tmp_path / "c.csv")))
     assert "fmnist_nope" in line
     assert not (tmp_path / "s.pt").exists()
 
@@ -43,6 +43,12 @@ def test_wrong_type_and_negative_values_are_named(tmp_path):
     line = one_error_line(vem(*args, "--set", "teachers.original.iters=lots"))
     assert "'teachers.original.iters' must be int" in line
     assert "must be >= 0" in one_error_line(vem(*args, "--set", "teachers.original.batch=-4"))
+    assert "teachers.original.batch must be >= 1, got 0" in one_error_line(vem(*args, "--set",
+                                                                                "teachers.original.batch=0"))
+    line = one_error_line(vem(*args, "--threads", "-1"))
+    assert "argument --threads" in line and "-1" in line
+    line = one_error_line(vem(*args, "--overrides", "{not json"))
+    assert "argument --overrides" in line and "not valid JSON" in line
 
 
 def test_missing_and_corrupt_inputs(tmp_path):

@@ -26,6 +26,13 @@ def preset():
     return yaml.safe_load((CONFIG_DIR / "mini.yaml").read_text())
 
 
+@pytest.fixture(scope="module")
+def omgd_file():
+    from vem.methods import get_method
+
+    return yaml.safe_load(get_method("omgd").config_file.read_text())
+
+
 def _merge(base, delta):
     out = copy.deepcopy(base)
     for k, v in delta.items():
@@ -34,27 +41,29 @@ def _merge(base, delta):
 
 
 @pytest.mark.parametrize("task", MINI_TASKS)
-def test_resolve_is_kind_plus_task_delta(task, preset):
+def test_resolve_is_kind_plus_task_delta(task, preset, omgd_file):
     kind = get_task(task).kind
     cfg = resolve(task)
     expected = _merge(preset["kinds"][kind], preset["tasks"].get(task) or {})
-    expected.update(evalnets=preset["evalnets"], task=task, scale="mini")
+    expected.update(evalnets=preset["evalnets"], eval=preset["eval"], task=task, scale="mini", kind=kind)
     assert cfg == expected
-    # kind-specific structure
+    assert "omgd" not in cfg                      # a method's section only when that method is resolved
+    # the method's section comes from its own file: kind values + task delta
+    with_omgd = resolve(task, method="omgd")
+    assert with_omgd["omgd"] == _merge(omgd_file["mini"]["kinds"][kind], omgd_file["mini"]["tasks"].get(task) or {})
+    assert {k: v for k, v in with_omgd.items() if k != "omgd"} == cfg
+    assert sorted(cfg["teachers"]) == ["original"]
     if kind == "paired":
-        assert sorted(cfg["teachers"]) == ["original"]
-        assert cfg["addon"]["positive"] == "gt"
-        assert cfg["teachers"]["original"]["arch"] == "unet"
+        assert cfg["addon"]["positive"] == "gt" and cfg["teachers"]["original"]["arch"] == "unet"
+        assert "teacher" not in with_omgd["omgd"]
     else:
-        assert sorted(cfg["teachers"]) == ["omgd", "original"]
-        assert cfg["addon"]["positive"] == "teacher"
-        assert cfg["teachers"]["original"]["arch"] == "resnet"
-        assert cfg["teachers"]["omgd"]["arch"] == "mobile_resnet"
+        assert cfg["addon"]["positive"] == "teacher" and cfg["teachers"]["original"]["arch"] == "resnet"
+        assert with_omgd["omgd"]["teacher"]["arch"] == "mobile_resnet"
     assert set(cfg["addon"]) >= {"lambda_mi", "vem", "vid", "crd", "positive"}
 
 
 def test_paper_task_deltas():
-    scenes, e2s = resolve("fmnist_scenes"), resolve("fmnist_edges2shoes")
+    scenes, e2s = resolve("fmnist_scenes", method="omgd"), resolve("fmnist_edges2shoes", method="omgd")
     assert scenes["omgd"]["lambda_cd"] == 50.0        # cityscapes: lambda_CD 5e1
     assert scenes["omgd"]["n_dis"] == 3                # cityscapes: n_dis 3
     assert scenes["addon"]["vem"]["step_size"] == 50.0  # cityscapes: Langevin step 50
@@ -64,11 +73,15 @@ def test_paper_task_deltas():
     for c in (a, b):
         del c["omgd"]["lambda_cd"], c["omgd"]["n_dis"], c["addon"]["vem"]["step_size"], c["task"]
     assert a == b
-    assert e2s["addon"]["vem"]["step_size"] != 50.0 or e2s["omgd"]["lambda_cd"] != 50.0
-    assert resolve("fmnist_pullover2coat")["omgd"]["lambda_cd"] == 100.0  # summer2winter: 1e2
+    assert resolve("fmnist_pullover2coat", method="omgd")["omgd"]["lambda_cd"] == 100.0  # summer2winter: 1e2
     # resolving returns fresh copies: mutating one must not leak into the next
     scenes["omgd"]["lambda_cd"] = -1
-    assert resolve("fmnist_scenes")["omgd"]["lambda_cd"] == 50.0
+    assert resolve("fmnist_scenes", method="omgd")["omgd"]["lambda_cd"] == 50.0
+    # the paper preset's deltas
+    city = resolve("cityscapes", method="omgd")
+    assert city["omgd"]["n_dis"] == 3 and city["omgd"]["iters"] == 520500 and city["addon"]["vem"]["step_size"] == 50.0
+    s2w = resolve("summer2winter", method="omgd")
+    assert s2w["omgd"]["teacher"]["iters"] == 222200 and s2w["omgd"]["lambda_cd"] == 100.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -76,12 +89,12 @@ def test_paper_task_deltas():
 
 
 def test_dotted_and_nested_overrides():
-    a = resolve("fmnist_edges2shoes", {"omgd.iters": 7, "addon.vem.steps": 3})
-    b = resolve("fmnist_edges2shoes", {"omgd": {"iters": 7}, "addon": {"vem": {"steps": 3}}})
+    a = resolve("fmnist_edges2shoes", {"omgd.iters": 7, "addon.vem.steps": 3}, method="omgd")
+    b = resolve("fmnist_edges2shoes", {"omgd": {"iters": 7}, "addon": {"vem": {"steps": 3}}}, method="omgd")
     assert a == b
     assert a["omgd"]["iters"] == 7 and a["addon"]["vem"]["steps"] == 3
     # a nested section replaces only the keys it names
-    base = resolve("fmnist_edges2shoes")
+    base = resolve("fmnist_edges2shoes", method="omgd")
     assert a["addon"]["vem"]["width"] == base["addon"]["vem"]["width"]
     assert a["omgd"]["batch"] == base["omgd"]["batch"]
 
@@ -103,14 +116,16 @@ def test_unknown_key_names_full_dotted_key():
     with pytest.raises(ConfigError, match=r"'addon\.vem\.nope'"):
         resolve("fmnist_edges2shoes", {"addon.vem.nope": 1})
     with pytest.raises(ConfigError, match=r"'omgd\.iterz'"):
-        resolve("fmnist_edges2shoes", {"omgd": {"iterz": 1}})
+        resolve("fmnist_edges2shoes", {"omgd": {"iterz": 1}})        # checked even when OMGD is not resolved
+    with pytest.raises(ConfigError, match=r"'omgd\.teacher\.nope'"):
+        resolve("fmnist_sneaker2boot", {"omgd.teacher.nope": 1}, method="omgd")
     with pytest.raises(ConfigError, match=r"'nope'"):
         resolve("fmnist_edges2shoes", {"nope.x": 1})
 
 
 def test_wrong_type_names_key():
     with pytest.raises(ConfigError, match=r"'omgd\.iters'.*int.*'x'"):
-        resolve("fmnist_edges2shoes", {"omgd.iters": "x"})
+        resolve("fmnist_edges2shoes", {"omgd.iters": "x"}, method="omgd")
     with pytest.raises(ConfigError, match=r"'omgd\.iters'"):
         resolve("fmnist_edges2shoes", {"omgd.iters": 2.5})
     with pytest.raises(ConfigError, match=r"'addon\.positive'"):
@@ -128,7 +143,7 @@ def test_negative_or_nan_rejected(key, value):
 
 
 def test_int_for_float_key_becomes_float():
-    cfg = resolve("fmnist_edges2shoes", {"omgd.lambda_cd": 20, "addon.lambda_mi": 0})
+    cfg = resolve("fmnist_edges2shoes", {"omgd.lambda_cd": 20, "addon.lambda_mi": 0}, method="omgd")
     assert cfg["omgd"]["lambda_cd"] == 20.0 and isinstance(cfg["omgd"]["lambda_cd"], float)
     assert cfg["addon"]["lambda_mi"] == 0.0 and isinstance(cfg["addon"]["lambda_mi"], float)
 
@@ -140,27 +155,37 @@ def test_bool_and_int_not_interchangeable():
         resolve("fmnist_edges2shoes", {"omgd.lr": False})
 
 
-def test_range_checks_after_merge():
-    with pytest.raises(ConfigError, match=r"omgd\.n_dis must be >= 1"):
-        resolve("fmnist_edges2shoes", {"omgd.n_dis": 0})
-    with pytest.raises(ConfigError, match=r"teachers\.original\.batch"):
-        resolve("fmnist_sneaker2boot", {"teachers.original.batch": 0})
-    with pytest.raises(ConfigError, match=r"addon\.vem\.step_size must be > 0"):
-        resolve("fmnist_edges2shoes", {"addon.vem.step_size": 0})
-    with pytest.raises(ConfigError, match="addon.positive must be 'gt' or 'teacher'"):
-        resolve("fmnist_edges2shoes", {"addon.positive": "both"})
+@pytest.mark.parametrize("task, ov, msg", [
+    ("fmnist_edges2shoes", {"omgd.n_dis": 0}, r"omgd\.n_dis must be >= 1, got 0"),
+    ("fmnist_sneaker2boot", {"teachers.original.batch": 0}, r"teachers\.original\.batch must be >= 1, got 0"),
+    ("fmnist_edges2shoes", {"addon.vem.step_size": 0}, r"addon\.vem\.step_size must be > 0, got 0"),
+    ("fmnist_edges2shoes", {"addon.positive": "both"}, r"addon\.positive must be one of \['gt', 'teacher'\]"),
+    # values that every job would reject later used to pass the dry run: an option outside its set, a
+    # reference size of 0 (a ZeroDivisionError inside the job), a step that SLURM would run for nothing
+    ("fmnist_edges2shoes", {"addon.vem.on_nonfinite": "ignore"}, r"addon\.vem\.on_nonfinite must be one of"),
+    ("fmnist_edges2shoes", {"addon.vem.step_ref_size": 0}, r"addon\.vem\.step_ref_size must be >= 1, got 0"),
+    ("fmnist_edges2shoes", {"addon.crd.nce_m": 1.0}, r"addon\.crd\.nce_m must be < 1"),
+    ("fmnist_edges2shoes", {"omgd.deep_block": "dense"}, r"omgd\.deep_block must be one of"),
+    ("fmnist_sneaker2boot", {"omgd.teacher.norm": "group"}, r"omgd\.teacher\.norm must be one of"),
+    ("fmnist_edges2shoes", {"omgd.decay_from": 1.5}, r"omgd\.decay_from must be <= 1"),
+    ("fmnist_edges2shoes", {"eval.val_images": 0}, r"eval\.val_images must be >= 1"),
+])
+def test_range_and_choice_checks_after_merge(task, ov, msg):
+    with pytest.raises(ConfigError, match=msg):
+        resolve(task, ov, method="omgd")
 
 
-def test_foreign_teacher_roles():
-    # teachers.omgd exists for unpaired tasks only: a paired task ignores it, an unpaired one applies it
-    paired = resolve("fmnist_edges2shoes", {"teachers.omgd.iters": 3})
-    assert "omgd" not in paired["teachers"]
-    assert paired == resolve("fmnist_edges2shoes")
-    assert resolve("fmnist_sneaker2boot", {"teachers.omgd.iters": 3})["teachers"]["omgd"]["iters"] == 3
+def test_keys_of_another_kind_apply_to_that_kind_only():
+    # omgd.teacher exists for unpaired tasks only: a paired task ignores it, an unpaired one applies it
+    paired = resolve("fmnist_edges2shoes", {"omgd.teacher.iters": 3}, method="omgd")
+    assert paired == resolve("fmnist_edges2shoes", method="omgd")
+    assert resolve("fmnist_sneaker2boot", {"omgd.teacher.iters": 3}, method="omgd")["omgd"]["teacher"]["iters"] == 3
+    assert resolve("fmnist_sneaker2boot", {"omgd.wide_ngf": 4}, method="omgd") == \
+        resolve("fmnist_sneaker2boot", method="omgd")
     with pytest.raises(ConfigError, match=r"teachers\.nope"):
         resolve("fmnist_edges2shoes", {"teachers.nope.iters": 3})
-    with pytest.raises(ConfigError, match=r"teachers\.nope"):
-        resolve("fmnist_sneaker2boot", {"teachers.nope.iters": 3})
+    with pytest.raises(ConfigError, match=r"'omgd\.teacher\.nope'"):
+        resolve("fmnist_edges2shoes", {"omgd.teacher.nope": 3}, method="omgd")
 
 
 def test_gt_positive_impossible_for_unpaired():
@@ -169,9 +194,11 @@ def test_gt_positive_impossible_for_unpaired():
     assert resolve("fmnist_edges2shoes", {"addon.positive": "teacher"})["addon"]["positive"] == "teacher"
 
 
-def test_unknown_task():
+def test_unknown_task_and_method_and_unsupported_kind():
     with pytest.raises(ValueError, match="nope"):
         resolve("nope")
+    with pytest.raises(ValueError, match="unknown method 'gcc2'"):
+        resolve("fmnist_edges2shoes", method="gcc2")
 
 
 # --------------------------------------------------------------------------------------------------

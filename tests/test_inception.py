@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vem.evaluate import write_png_zip
+from vem.eval import write_png_zip
 from vem.metrics.inception import MODES, inception_extractor, zip_inception_features
 
 

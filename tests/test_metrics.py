@@ -19,11 +19,15 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vem.evaluate import write_png_zip, zip_features  # noqa: E402
+from vem.eval import write_png_zip  # noqa: E402
 from vem.metrics import fd, miou  # noqa: E402
 from vem.metrics.cost import count_macs, count_params, profile  # noqa: E402
-from vem.models import FeatureNet  # noqa: E402
-from vem.models.generators import PAPER_MODELS, build_generator  # noqa: E402
+from vem.models import (  # noqa: E402
+    PAPER_MODELS,
+    FeatureNet,  # noqa: E402
+    build,
+    record,
+)
 
 # clean-fid's sqrtm(disp=False) (SciPy < 1.18 is pinned) and singular covariances of dead ReLU units
 pytestmark = [pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning"),
@@ -158,7 +162,13 @@ def extractor():
     return fd.FDExtractor(net)
 
 
-def test_zip_features_equal_array_features(tmp_path, extractor):
+def test_zip_features_equal_in_memory_features(tmp_path, extractor):
+    """The FD-FMNIST backend reads PNGs back through clean-fid; the features equal the network applied to
+    the same uint8 images in memory (another batching: eval-mode BN), and so does the distance."""
+    from vem.data.tasks import get_task
+    from vem.eval.backends import FDFMNIST
+    from vem.utils import atomic_save_torch
+
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (37, 32, 32), dtype=np.uint8)
     images[0] = 0
@@ -173,15 +183,25 @@ def test_zip_features_equal_array_features(tmp_path, extractor):
 
         back = np.stack([np.array(Image.open(z.open(n))) for n in names])
     np.testing.assert_array_equal(back, images)  # PNG is lossless
-    f_zip = zip_features(path, extractor)
-    f_mem = fd.array_features(images, extractor, batch_size=10)  # other batching: eval-mode BN
+    net = extractor.net
+    atomic_save_torch(tmp_path / "feature.pt", {"kwargs": {"in_nc": 1, "width": 4, "feat_dim": 16},
+                                                "state_dict": net.state_dict()})
+    backend = FDFMNIST(get_task("fmnist_edges2shoes"), tmp_path / "feature.pt", {})
+    f_zip = backend.features(path)
+
+    def in_memory(u8, batch=10):
+        with torch.no_grad():
+            return np.concatenate([net.eval().features(torch.from_numpy(u8[i:i + batch]).float().unsqueeze(1)
+                                                       / 127.5 - 1).numpy() for i in range(0, len(u8), batch)])
+
+    f_mem = in_memory(images)
     assert f_zip.shape == (37, 16)
     np.testing.assert_allclose(f_zip, f_mem, atol=1e-5, rtol=0)
     assert np.abs(f_mem).max() > 0.01  # not a degenerate all-zero feature net
-    # the same FD either way
-    ref_mu, ref_sigma = fd.stats(fd.array_features(images[::-1].copy(), extractor))
-    assert fd.frechet(*fd.stats(f_zip), ref_mu, ref_sigma) == pytest.approx(
-        fd.fd_arrays(images, ref_mu, ref_sigma, extractor), abs=1e-4)
+    ref_mu, ref_sigma = fd.stats(in_memory(images[::-1].copy()))
+    value, proto = backend.score(path, {"mu": ref_mu, "sigma": ref_sigma, "description": "reversed"})
+    assert value == pytest.approx(fd.frechet(*fd.stats(f_mem), ref_mu, ref_sigma), abs=1e-4)
+    assert proto["real_stats"] == "reversed" and proto["backend"].startswith("clean-fid")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,7 +225,8 @@ PAPER_COST = [
 
 @pytest.mark.parametrize("model,ngf,macs,macs_tol,params,params_tol", PAPER_COST)
 def test_paper_scale_cost(model, ngf, macs, macs_tol, params, params_tol):
-    G = build_generator(in_nc=3, out_nc=3, ngf=ngf, **PAPER_MODELS[model])
+    name, kw = PAPER_MODELS[model]
+    G = build(record(name, ngf=ngf, **kw))
     G.train()
     assert count_params(G) == pytest.approx(params, abs=params_tol)
     assert count_macs(G, 3, 256) == pytest.approx(macs, abs=macs_tol)

@@ -1,11 +1,11 @@
-"""OMGD: replaying recorded online teachers trains the same student as training them online."""
+"""OMGD on the method contract: replaying recorded online teachers trains the same student as training
+them online; every stage resumes exactly after kill -9 / SIGTERM; best-on-test selection."""
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT, fmnist_available
-from vem.config import resolve
+from tests.conftest import ROOT, fmnist_available, stage_context
 
 TASK = "fmnist_edges2shoes"
 pytestmark = pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup)")
@@ -13,28 +13,28 @@ pytestmark = pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is
 
 @pytest.fixture(scope="module")
 def setup(edges_assets):
-    from vem.train import TaskData
-
     d = edges_assets
     over = {"omgd.iters": 6, "omgd.n_dis": 2, "omgd.eval_every": 3, "omgd.batch": 4}
-    return d, TaskData(d / "d.npz", TASK), over
+    return d, d / "d.npz", over
 
 
 def _train(d, data, over, addon, trajectory=None, seed=1):
-    from baselines.omgd import OMGD
+    from vem.methods import get_method
 
-    m = OMGD(resolve(TASK, over), data, addon, seed, d / "perceptual.pt", d / "feature.pt", trajectory=trajectory)
-    ck, curve = m.run()
-    return ck, curve
+    over = dict(over, **{"omgd.share_teachers": trajectory is not None})
+    inputs = {"perceptual": d / "perceptual.pt", **({"teachers": trajectory} if trajectory else {})}
+    ctx = stage_context("omgd", "distill", TASK, data, over, seed, inputs, d / "feature.pt", addon=addon)
+    return get_method("omgd").run_stage("distill", ctx)
 
 
 @pytest.mark.parametrize("addon", ["none", "vem"])
 def test_replayed_teachers_train_the_online_student(setup, addon, tmp_path):
-    from baselines.omgd import record_trajectory
+    from baselines.omgd.train import teachers
     from vem.utils import atomic_save_torch
 
     d, data, over = setup
-    traj, tcurve = record_trajectory(resolve(TASK, over), data, 1, d / "feature.pt", dtype=torch.float32)
+    ctx = stage_context("omgd", "teachers", TASK, data, over, 1, {}, d / "feature.pt")
+    traj, tcurve = teachers(ctx, dtype=torch.float32)
     assert [r["iter"] for r in tcurve] == [3, 6] and all(np.isfinite(r["val_wide"]) for r in tcurve)
     assert traj["idx"].shape == (6, 4) and traj["out_wide"].shape == (6, 4, 1, 32, 32)
     atomic_save_torch(tmp_path / "t.pt", traj)
@@ -47,11 +47,11 @@ def test_replayed_teachers_train_the_online_student(setup, addon, tmp_path):
 
 
 def test_trajectory_of_another_config_is_refused(setup, tmp_path):
-    from baselines.omgd import record_trajectory
+    from baselines.omgd.train import teachers
     from vem.utils import atomic_save_torch
 
     d, data, over = setup
-    traj, _ = record_trajectory(resolve(TASK, over), data, 1)
+    traj, _ = teachers(stage_context("omgd", "teachers", TASK, data, over, 1, {}, d / "feature.pt"), score=False)
     atomic_save_torch(tmp_path / "t.pt", traj)
     assert traj["out_wide"].dtype == torch.float16
     with pytest.raises(ValueError, match="recorded for another task/seed/teacher config"):
@@ -68,11 +68,11 @@ def test_trajectory_of_another_config_is_refused(setup, tmp_path):
 def _compress_cmd(d, out, addon="vem", every=3, iters=40):
     import sys
 
-    return [sys.executable, "-m", "vem", "compress", "--task", TASK, "--method", "omgd", "--addon", addon,
-            "--seed", "1", "--data", str(d / "d.npz"), "--perceptual", str(d / "perceptual.pt"),
+    return [sys.executable, "-m", "vem", "stage", "--task", TASK, "--method", "omgd", "--addon", addon,
+            "--seed", "1", "--data", str(d / "d.npz"), "--input", f"perceptual={d / 'perceptual.pt'}",
             "--evalnet", str(d / "feature.pt"), "--threads", "1", "--checkpoint-every", str(every),
             "--set", f"omgd.iters={iters}", "--set", "omgd.eval_every=10", "--set", "omgd.batch=4",
-            "--out", str(out / "student.pt"), "--curve", str(out / "curve.csv")]
+            "--set", "omgd.share_teachers=false", "--out", str(out / "student.pt"), "--table", str(out / "curve.csv")]
 
 
 def _interrupt(cmd, resume_file, how, min_iter=12):
@@ -160,16 +160,15 @@ def test_best_on_test_selection_reports_the_best_snapshot_and_says_so(setup, tmp
     import json
 
     from vem.cli import main
-    from vem.evaluate import real_stats
-    from vem.utils import atomic_save_npz
 
     d, data, _ = setup
-    atomic_save_npz(tmp_path / "stats.npz", **real_stats(data, d / "feature.pt", tmp_path / "real.zip"))
     common = ["--task", TASK, "--data", str(d / "d.npz"), "--threads", "1"]
-    assert main(["compress", *common, "--method", "omgd", "--addon", "none", "--perceptual", str(d / "perceptual.pt"),
-                 "--evalnet", str(d / "feature.pt"), "--set", "omgd.iters=6", "--set", "omgd.eval_every=2",
-                 "--set", "omgd.batch=4", "--keep-snapshots", "--out", str(tmp_path / "s.pt"),
-                 "--curve", str(tmp_path / "c.csv")]) == 0
+    assert main(["real-stats", *common, "--featnet", str(d / "feature.pt"), "--images", str(tmp_path / "real.zip"),
+                 "--out", str(tmp_path / "stats.npz")]) == 0
+    stage = ["stage", *common, "--method", "omgd", "--addon", "none", "--input", f"perceptual={d / 'perceptual.pt'}",
+             "--evalnet", str(d / "feature.pt"), "--set", "omgd.share_teachers=false", "--set", "omgd.batch=4"]
+    assert main([*stage, "--set", "omgd.iters=6", "--set", "omgd.eval_every=2", "--keep-snapshots",
+                 "--out", str(tmp_path / "s.pt"), "--table", str(tmp_path / "c.csv")]) == 0
     ev = ["evaluate", *common, "--method", "omgd", "--generator", str(tmp_path / "s.pt"), "--evalnet",
           str(d / "feature.pt"), "--real-stats", str(tmp_path / "stats.npz")]
     assert main([*ev, "--images", str(tmp_path / "f.zip"), "--out", str(tmp_path / "final.json")]) == 0
@@ -184,9 +183,8 @@ def test_best_on_test_selection_reports_the_best_snapshot_and_says_so(setup, tmp
     assert final["protocol"]["checkpoint_selection"].startswith("final")
     assert cands[-1]["value"] == final["metric"]["value"]       # the last snapshot is the final weights
     # without snapshots best-on-test is refused with one line
-    assert main(["compress", *common, "--method", "omgd", "--addon", "none", "--perceptual", str(d / "perceptual.pt"),
-                 "--evalnet", str(d / "feature.pt"), "--set", "omgd.iters=2", "--set", "omgd.batch=4",
-                 "--out", str(tmp_path / "n.pt"), "--curve", str(tmp_path / "n.csv")]) == 0
+    assert main([*stage, "--set", "omgd.iters=2", "--out", str(tmp_path / "n.pt"),
+                 "--table", str(tmp_path / "n.csv")]) == 0
     capsys.readouterr()
     assert main([*ev[:-6], "--generator", str(tmp_path / "n.pt"), "--evalnet", str(d / "feature.pt"),
                  "--real-stats", str(tmp_path / "stats.npz"), "--selection", "best_on_test",
@@ -209,11 +207,11 @@ def test_interrupted_cyclegan_teacher_resumes_to_the_same_result(edges_assets, t
     atomic_save_npz(tmp_path / "d.npz", **arrays, task=np.array(task))
 
     def cmd(out, every):
-        return [sys.executable, "-m", "vem", "train-teacher", "--task", task, "--role", "omgd", "--threads", "1",
-                "--data", str(tmp_path / "d.npz"), "--evalnet", str(edges_assets / "feature.pt"),
-                "--set", "teachers.omgd.iters=60", "--set", "teachers.omgd.snapshot_every=20",
-                "--set", "teachers.omgd.pool_size=6", "--set", "teachers.omgd.batch=2",
-                "--checkpoint-every", str(every), "--out", str(out / "g.pt"), "--curve", str(out / "c.csv")]
+        return [sys.executable, "-m", "vem", "stage", "--task", task, "--method", "omgd", "--stage", "teacher",
+                "--threads", "1", "--data", str(tmp_path / "d.npz"), "--evalnet", str(edges_assets / "feature.pt"),
+                "--set", "omgd.teacher.iters=60", "--set", "omgd.teacher.snapshot_every=20",
+                "--set", "omgd.teacher.pool_size=6", "--set", "omgd.teacher.batch=2",
+                "--checkpoint-every", str(every), "--out", str(out / "g.pt"), "--table", str(out / "c.csv")]
 
     ref, run = tmp_path / "ref", tmp_path / "run"
     r = subprocess.run(cmd(ref, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
@@ -238,10 +236,10 @@ def test_interrupted_online_teacher_recording_resumes_to_the_same_trajectory(set
     d, _, _ = setup
 
     def cmd(out, every):
-        return [sys.executable, "-m", "vem", "omgd-teachers", "--task", TASK, "--seed", "1", "--threads", "1",
-                "--data", str(d / "d.npz"), "--evalnet", str(d / "feature.pt"), "--set", "omgd.iters=60",
-                "--set", "omgd.batch=4", "--set", "omgd.eval_every=20", "--checkpoint-every", str(every),
-                "--out", str(out / "t.pt"), "--curve", str(out / "c.csv")]
+        return [sys.executable, "-m", "vem", "stage", "--task", TASK, "--method", "omgd", "--stage", "teachers",
+                "--seed", "1", "--threads", "1", "--data", str(d / "d.npz"), "--evalnet", str(d / "feature.pt"),
+                "--set", "omgd.iters=60", "--set", "omgd.batch=4", "--set", "omgd.eval_every=20",
+                "--checkpoint-every", str(every), "--out", str(out / "t.pt"), "--table", str(out / "c.csv")]
 
     ref, run = tmp_path / "ref", tmp_path / "run"
     r = subprocess.run(cmd(ref, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)

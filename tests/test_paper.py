@@ -309,8 +309,8 @@ def _flat_pix2pix_resnet(ngf=4, norm="instance", dropout=False):
 
 @pytest.mark.parametrize("norm,dropout", [("instance", False), ("batch", True)])
 def test_import_released_teacher_reproduces_its_outputs(tmp_path, norm, dropout):
+    from vem.models import load_generator
     from vem.pretrained import import_teacher
-    from vem.teachers import load_generator
     from vem.utils import load_checkpoint
 
     torch.manual_seed(0)
@@ -324,7 +324,8 @@ def test_import_released_teacher_reproduces_its_outputs(tmp_path, norm, dropout)
     torch.save(ref.state_dict(), tmp_path / "latest_net_G.pth")
     ck = import_teacher("gan_compression/cycle_gan/horse2zebra", tmp_path / "t" / "generator.pt",
                         user_path=str(tmp_path / "latest_net_G.pth"), cache=tmp_path / "cache", log=lambda m: None)
-    assert ck["generator"]["norm"] == norm and ck["generator"]["dropout"] == dropout
+    assert ck["generator"]["backbone"] == "resnet"
+    assert ck["generator"]["kwargs"]["norm"] == norm and ck["generator"]["kwargs"]["dropout"] == dropout
     G = load_generator(load_checkpoint(tmp_path / "t" / "generator.pt")).eval()
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
@@ -383,7 +384,7 @@ def test_paper_real_stats_with_stand_in_inception(tmp_path):
 
 def test_paper_miou_pipeline_with_stand_in_drn(tmp_path):
     from vem.data.folders import prepare_paper_task
-    from vem.models import build_generator
+    from vem.models import build, record
     from vem.models.drn import DRNSeg
     from vem.utils import atomic_save_torch
 
@@ -392,10 +393,10 @@ def test_paper_miou_pipeline_with_stand_in_drn(tmp_path):
     prepare_paper_task("cityscapes", tmp_path / "cityscapes", index, log=lambda m: None)
     torch.manual_seed(0)
     torch.save(DRNSeg().state_dict(), tmp_path / "drn.pth")
-    G = build_generator("unet", ngf=2, num_downs=8)
-    atomic_save_torch(tmp_path / "g.pt", {"generator": {"arch": "unet", "in_nc": 3, "out_nc": 3, "ngf": 2,
-                                                       "norm": "batch", "num_downs": 8, "n_blocks": 9},
-                                          "state_dict": G.state_dict(), "seed": 0, "config_hash": "x"})
+    rec = record("unet", ngf=2, num_downs=8)
+    G = build(rec)
+    atomic_save_torch(tmp_path / "g.pt", {"generator": rec, "state_dict": G.state_dict(), "seed": 0,
+                                          "config_hash": "x"})
     out = tmp_path / "m.json"
     res = _vem("evaluate", "--task", "cityscapes", "--method", "omgd", "--generator", str(tmp_path / "g.pt"),
                "--data", str(index), "--evalnet", str(tmp_path / "drn.pth"), "--images", str(tmp_path / "gen.zip"),

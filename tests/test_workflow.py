@@ -33,6 +33,12 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     ("overrides: {omgd.itres: 3}", "omgd.itres"),
     ("overrides: {omgd.iters: fast}", "omgd.iters"),
     ("lambda_mi_sweep: [-0.1]", "-0.1"),
+    # values every job would reject: caught while the DAG is built, by the code the jobs run
+    ("overrides: {addon.vem.on_nonfinite: ignore}", "addon.vem.on_nonfinite"),
+    ("overrides: {addon.vem.step_ref_size: 0}", "addon.vem.step_ref_size"),
+    ("overrides: {omgd.deep_block: dense}", "omgd.deep_block"),
+    ("overrides: {omgd.teacher.iterz: 3}", "omgd.teacher.iterz"),
+    ("methods: {omgd: [fmnist_nope]}", "fmnist_nope"),
 ])
 def test_bad_config_fails_dry_run_with_one_line(tmp_path, text, bad):
     res = dry_run(tmp_path, text)
@@ -48,7 +54,12 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
     out = res.stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
     assert int(jobs["compress"]) == 4 * 4 * 3  # tasks x addons x seeds
-    assert int(jobs["omgd_online_teachers"]) == 2 * 3  # paired tasks x seeds, shared by the add-ons
+    # OMGD's shared stages: the online teachers per paired task x seed, the CycleGAN teacher per unpaired task
+    assert int(jobs["method_stage"]) == 2 * 3 + 2
+    for task in ["fmnist_edges2shoes", "fmnist_scenes"]:
+        for seed in range(3):
+            assert f"results/runs/{task}/omgd/shared/seed{seed}/teachers.pt" in out
+    assert "results/runs/fmnist_sneaker2boot/omgd/shared/teacher.pt" in out
     for task in ["fmnist_edges2shoes", "fmnist_scenes", "fmnist_sneaker2boot", "fmnist_pullover2coat"]:
         for addon in ["none_lam0", "vid_lam0.1", "crd_lam0.1", "vem_lam0.1"]:
             for seed in range(3):
@@ -72,24 +83,26 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         run("train-evalnet", "--kind", kind, "--fmnist", str(ROOT / "resources" / "fmnist"), "--threads", "1",
             "--set", f"evalnets.{kind}.iters={iters}", "--out", str(d / f"{kind}.pt"),
             "--quality", str(d / f"{kind}.json"))
-    ov = ["--set", "teachers.omgd.iters=6", "--set", "teachers.omgd.snapshot_every=3", "--set", "omgd.eval_every=3"]
-    run("train-teacher", "--task", task, "--role", "omgd", "--data", str(d / "d.npz"),
+    ov = ["--set", "omgd.teacher.iters=6", "--set", "omgd.teacher.snapshot_every=3", "--set", "omgd.eval_every=3"]
+    run("stage", "--task", task, "--method", "omgd", "--stage", "teacher", "--data", str(d / "d.npz"),
         "--evalnet", str(d / "feature.pt"), "--threads", "1", *ov,
-        "--out", str(d / "t.pt"), "--curve", str(d / "t.csv"))
+        "--out", str(d / "t.pt"), "--table", str(d / "t.csv"))
     run("real-stats", "--task", task, "--data", str(d / "d.npz"), "--featnet", str(d / "feature.pt"),
         "--images", str(d / "real.zip"), "--out", str(d / "stats.npz"))
     values = []
     for rep in range(2):
-        run("compress", "--task", task, "--method", "omgd", "--addon", "vem", "--seed", "3",
-            "--data", str(d / "d.npz"), "--perceptual", str(d / "perceptual.pt"), "--evalnet", str(d / "feature.pt"),
-            "--teacher", str(d / "t.pt"),
-            "--threads", "1", *ov, "--out", str(d / f"s{rep}.pt"), "--curve", str(d / f"c{rep}.csv"))
+        run("stage", "--task", task, "--method", "omgd", "--addon", "vem", "--seed", "3",
+            "--data", str(d / "d.npz"), "--input", f"perceptual={d / 'perceptual.pt'}",
+            "--evalnet", str(d / "feature.pt"), "--input", f"teacher={d / 't.pt'}",
+            "--threads", "1", *ov, "--out", str(d / f"s{rep}.pt"), "--table", str(d / f"c{rep}.csv"))
         run("evaluate", "--task", task, "--method", "omgd", "--addon", "vem", "--generator", str(d / f"s{rep}.pt"),
             "--data", str(d / "d.npz"), "--evalnet", str(d / "feature.pt"), "--real-stats", str(d / "stats.npz"),
             "--images", str(d / f"i{rep}.zip"), "--out", str(d / f"m{rep}.json"))
         values.append(json.loads((d / f"m{rep}.json").read_text()))
     assert values[0]["metric"] == values[1]["metric"]
     assert values[0]["config_hash"] == values[1]["config_hash"]
+    # the same run gives the same checkpoint, byte for byte
+    assert (d / "s0.pt").read_bytes() == (d / "s1.pt").read_bytes()
     import pandas as pd
 
     c0, c1 = (pd.read_csv(d / f"c{i}.csv").drop(columns=["seconds"]) for i in (0, 1))
@@ -134,9 +147,9 @@ def test_weights_rule_without_weights_fails_with_one_message(tmp_path):
 
 
 @pytest.mark.parametrize("table, expected", [
-    (4, {"compress": 4 * 4 * 3, "evaluate_run": 48, "prepare_paper_data": 4, "real_stats": 3, "train_teacher": 2}),
+    (4, {"compress": 4 * 4 * 3, "evaluate_run": 48, "prepare_paper_data": 4, "real_stats": 3, "method_stage": 2}),
     (1, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "train_teacher": 2}),
-    (2, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 3}),
+    (2, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 1, "method_stage": 2}),
     (5, {"compress": 3 + 3 * 3, "evaluate_run": 12}),
 ])
 def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expected):
@@ -164,7 +177,8 @@ def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expecte
             for addon in ["none_lam0", "vid_lam0.1", "crd_lam0.1", "vem_lam0.1"]:
                 for seed in range(3):
                     assert f"results/runs/{task}/omgd/{addon}/seed{seed}/metrics.json" in out
-        assert "omgd_online_teachers" not in jobs   # paper: the teachers train inside each compress job
+        assert "train_teacher" not in jobs   # paper: the paired teachers train inside each compress job
+        assert "results/runs/horse2zebra/omgd/shared/teacher.pt" in out
         assert "resources/weights/pt_inception-2015-12-05-6726825d.pth" in out
         assert "resources/weights/vgg16-397923af.pth" in out and "--selection best_on_test" in out
     if table == 5:

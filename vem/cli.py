@@ -1,28 +1,75 @@
 """Command line: ``python -m vem <command> --help``. Every workflow rule is one of these commands.
 
-Errors in input (unknown ids, bad config values, missing or corrupt files, non-finite training) end
-the command with one line ``vem: error: ...`` and exit status 2; set ``VEM_DEBUG=1`` for a traceback.
+Errors in input (unknown ids, bad config values or arguments, missing or corrupt files, non-finite
+training) end the command with one line ``vem: error: ...`` and exit status 2; set ``VEM_DEBUG=1`` for a
+traceback. Outputs are written atomically at the end, so a failed command leaves nothing that looks done.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 
 
+class _ArgumentError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (``vem: error: argument --threads: ...``), no usage block."""
+
+    def error(self, message):
+        raise _ArgumentError(message)
+
+
+def _int(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"is not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object of dotted config keys, got {text!r}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"expects KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k, v
+
+
 def _overrides(args) -> dict:
-    ov = json.loads(args.overrides) if getattr(args, "overrides", None) else {}
-    if not isinstance(ov, dict):
-        raise ValueError(f"--overrides must be a JSON object, got {args.overrides!r}")
     import yaml
 
-    for item in getattr(args, "set", None) or []:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
+    ov = dict(getattr(args, "overrides", None) or {})
+    for k, v in getattr(args, "set", None) or []:
         val = yaml.safe_load(v)
         if isinstance(val, str):  # YAML 1.1 reads "1e38" as a string; a number was meant
             try:
@@ -33,10 +80,10 @@ def _overrides(args) -> dict:
     return ov
 
 
-def _cfg(args):
+def _cfg(args, method: str | None = None):
     from .config import resolve
 
-    return resolve(args.task, _overrides(args))
+    return resolve(args.task, _overrides(args), method=method)
 
 
 def _threads(args):
@@ -54,8 +101,6 @@ def _device(args):
     from .data.tasks import get_task
 
     want = getattr(args, "device", None) or "auto"
-    if want not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {want!r}")
     paper = get_task(args.task).scale == "paper"
     if want == "cuda" and not paper:
         raise ValueError(f"--device cuda: the mini task {args.task} runs on CPU only")
@@ -68,12 +113,12 @@ def _device(args):
     return want
 
 
-def _write_curve(path, curve):
+def _write_table(path, rows):
     import pandas as pd
 
     from .utils import atomic_write_text
 
-    atomic_write_text(path, pd.DataFrame(curve).to_csv(index=False))
+    atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -110,7 +155,7 @@ def cmd_train_evalnet(args):
     cfg = resolve(task, _overrides(args))["evalnets"][args.kind]
     t0 = time.time()
     if args.kind == "segmenter":
-        from .train import TaskData
+        from .data.taskdata import TaskData
 
         if not args.data:
             raise ValueError("train-evalnet --kind segmenter needs --data (the fmnist_scenes npz)")
@@ -125,147 +170,143 @@ def cmd_train_evalnet(args):
 
 
 def cmd_real_stats(args):
-    from .evaluate import real_stats
-    from .train import TaskData
+    from .data.taskdata import open_task_data
+    from .eval import real_stats
     from .utils import atomic_save_npz
 
     _threads(args)
-    from .data.tasks import get_task
-
-    if get_task(args.task).scale == "paper":
-        from .paper_eval import real_stats_paper
-        from .train import open_task_data
-
-        cfg = _cfg(args)
-        _device(args)
-        data = open_task_data(args.data, args.task, cfg)
-        if data.spec.metric != "fd":
-            raise ValueError(f"task {args.task} is scored by {data.spec.metric}, not FID")
-        mode = args.fid_mode or cfg["eval"]["fid_mode"]
-        from .metrics.inception import require_weights
-
-        require_weights(mode, args.featnet)  # before any image is read
-        st = real_stats_paper(data, mode, args.featnet, args.images)
-        atomic_save_npz(args.out, **st)
-        print(f"{args.task}: real Inception statistics ({mode}) from {st['description']}")
-        return
-    data = TaskData(args.data, args.task)
-    if data.spec.metric != "fd":
-        raise ValueError(f"task {args.task} is scored by {data.spec.metric}, not FD")
-    st = real_stats(data, args.featnet, args.images)
+    cfg = _cfg(args)
+    _device(args)
+    data = open_task_data(args.data, args.task, cfg)
+    st = real_stats(data, args.featnet, cfg, args.images)
     atomic_save_npz(args.out, **st)
-    print(f"{args.task}: real statistics from {st['description']}")
+    print(f"{args.task}: real statistics{' (' + st['mode'] + ')' if 'mode' in st else ''} from {st['description']}")
 
 
 def cmd_train_teacher(args):
-    from .teachers import train_teacher
-    from .train import open_task_data
+    from .data.taskdata import open_task_data
+    from .eval import ValScorer
+    from .resume import Resumer
+    from .train import train_teacher
     from .utils import atomic_save_torch, config_hash
 
     _threads(args)
     cfg = _cfg(args)
     if args.role not in cfg["teachers"]:
         raise ValueError(f"task {args.task} has no teacher role {args.role!r} (has {sorted(cfg['teachers'])})")
-    from .resume import Resumer
-
     t0 = time.time()
-    chash = config_hash(cfg["teachers"][args.role])
+    t = cfg["teachers"][args.role]
+    chash = config_hash(t)
     resumer = Resumer(args.out, identity=f"{args.task}/{args.role}/{chash}/seed{args.seed}",
                       every=args.checkpoint_every)
     _device(args)
-    ck, curve = train_teacher(cfg, args.role, open_task_data(args.data, args.task, cfg, args.seed), args.evalnet,
-                              args.seed, resumer)
-    ck.update(role=args.role, seed=args.seed, config_hash=chash, train_seconds=time.time() - t0)
-    _write_curve(args.curve, curve)
+    data = open_task_data(args.data, args.task, cfg, args.seed)
+    ck, curve = train_teacher(t, data, args.seed, lambda: ValScorer(data, args.evalnet, cfg), resumer,
+                              desc=f"{args.role} teacher")
+    ck.update(role=args.role, seed=args.seed, config_hash=chash, resume_saves=resumer.saves)
+    _write_table(args.curve, curve)
     atomic_save_torch(args.out, ck)
     resumer.finish()
-    print(f"teacher {args.task}/{args.role}: final val {curve[-1]['val']:.4f} in {time.time() - t0:.0f} s")
+    print(f"teacher {args.task}/{args.role}: final val {curve[-1]['val']:.4f} in {time.time() - t0:.0f} s "
+          f"({resumer.saves} resume saves, {resumer.save_seconds:.1f} s)")
 
 
-def cmd_omgd_teachers(args):
-    from baselines.omgd import record_trajectory, teacher_config_hash
+def cmd_stage(args):
+    from pathlib import Path
 
-    from .resume import Resumer
-    from .train import open_task_data
-    from .utils import atomic_save_torch
+    from .methods import get_method
+    from .methods.context import StageContext
+    from .mi import ADDON_IDS
 
-    _threads(args)
-    cfg = _cfg(args)
-    t0 = time.time()
-    resumer = Resumer(args.out, identity=f"{args.task}/omgd-online/{teacher_config_hash(cfg, args.task, args.seed)}",
-                      every=args.checkpoint_every)
-    traj, curve = record_trajectory(cfg, open_task_data(args.data, args.task, cfg, args.seed), args.seed, args.evalnet,
-                                    resumer=resumer)
-    traj["train_seconds"] = time.time() - t0
-    _write_curve(args.curve, curve)
-    atomic_save_torch(args.out, traj)
-    resumer.finish()
-    last = curve[-1]
-    print(f"OMGD online teachers {args.task} seed {args.seed}: final val wide {last['val_wide']:.4f}, "
-          f"deep {last['val_deep']:.4f} in {time.time() - t0:.0f} s")
-
-
-def cmd_compress(args):
-    from baselines import METHODS
-
-    from .train import open_task_data
-    from .utils import atomic_save_torch, config_hash
-
-    _threads(args)
-    cfg = _cfg(args)
-    if args.method not in METHODS:
-        raise ValueError(f"unknown method {args.method!r}; choose one of {sorted(METHODS)}")
-    from .mi import ADDONS
-
-    if args.addon not in ADDONS:
-        raise ValueError(f"unknown add-on {args.addon!r}; choose one of {sorted(ADDONS)}")
-    from .resume import Resumer
-
-    t0 = time.time()
+    method = get_method(args.method)
+    cfg = _cfg(args, method=args.method)
+    stage = method.stage(cfg, args.stage) if args.stage else method.final(cfg)
+    final = stage == method.final(cfg)
+    if args.addon not in ADDON_IDS:
+        raise ValueError(f"unknown add-on {args.addon!r}; choose one of {sorted(ADDON_IDS)}")
+    if not final and (args.addon != "none" or args.lambda_mi is not None or args.keep_snapshots):
+        raise ValueError(f"stage {stage.name} of {method.id} does not train the student: --addon, --lambda-mi and "
+                         f"--keep-snapshots belong to its last stage ({method.final(cfg).name})")
+    inputs = dict(args.input or [])
+    unknown = sorted(set(inputs) - set(stage.needs))
+    missing = sorted(set(stage.needs) - set(inputs))
+    if unknown or missing:
+        raise ValueError(f"stage {stage.name} of {method.id} needs --input for {list(stage.needs)}"
+                         + (f"; missing {missing}" if missing else "") + (f"; not used: {unknown}" if unknown else ""))
+    for path in [args.data, args.evalnet, *inputs.values()]:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"input {path} does not exist")
     lam = None if args.addon == "none" else (args.lambda_mi if args.lambda_mi is not None
                                              else cfg["addon"]["lambda_mi"])
-    chash = config_hash({"cfg": cfg, "method": args.method, "addon": args.addon, "lambda_mi": lam})
+    _threads(args)
+    from .data.taskdata import open_task_data
+    from .resume import Resumer
+    from .utils import atomic_save_torch, config_hash
+
+    t0 = time.time()
+    chash = config_hash({"cfg": cfg, "method": method.id, "stage": stage.name, "addon": args.addon, "lambda_mi": lam})
     resumer = Resumer(args.out, identity=f"{args.task}/{chash}/seed{args.seed}", every=args.checkpoint_every)
     _device(args)
-    method = METHODS[args.method](cfg, open_task_data(args.data, args.task, cfg, args.seed), args.addon, args.seed,
-                                  args.perceptual, args.evalnet, args.teacher, args.lambda_mi,
-                                  **({"trajectory": args.trajectory} if args.trajectory else {}))
-    ck, curve = method.run(resumer, keep_snapshots=args.keep_snapshots)
-    ck.update(method=args.method, seed=args.seed, lambda_mi=lam, train_seconds=time.time() - t0,
-              config_hash=chash, config=json.dumps(cfg, sort_keys=True),
-              resume_saves=resumer.saves, resume_save_seconds=resumer.save_seconds)
-    _write_curve(args.curve, curve)
+    data = open_task_data(args.data, args.task, cfg, args.seed)
+    ctx = StageContext(cfg=cfg, method=method.id, stage=stage, data=data, seed=args.seed,
+                       inputs={k: Path(v) for k, v in inputs.items()}, evalnet=Path(args.evalnet), addon=args.addon,
+                       lambda_mi=args.lambda_mi, resumer=resumer, keep_snapshots=args.keep_snapshots)
+    ck, table = method.run_stage(stage.name, ctx)
+    ck.update(method=method.id, stage=stage.name, seed=args.seed, addon=args.addon, lambda_mi=lam,
+              config_hash=chash, config=json.dumps(cfg, sort_keys=True), resume_saves=resumer.saves)
+    _write_table(args.table, table)
     atomic_save_torch(args.out, ck)
     resumer.finish()
-    print(f"{args.method}+{args.addon} {args.task} seed {args.seed}: final val {curve[-1]['val']:.4f} "
-          f"in {time.time() - t0:.0f} s")
+    last = {k: v for k, v in (table[-1] if table else {}).items() if k.startswith("val")}
+    print(f"{method.id}/{stage.name}{'+' + args.addon if final else ''} {args.task} seed {args.seed}: "
+          f"{json.dumps(last)} in {time.time() - t0:.0f} s ({resumer.saves} resume saves, "
+          f"{resumer.save_seconds:.1f} s)")
+
+
+def cmd_methods(args):
+    from .config import method_kinds, resolve
+    from .data.tasks import TASKS
+    from .methods import get_method, method_ids
+
+    for mid in method_ids():
+        m = get_method(mid)
+        doc = (type(m).__doc__ or sys.modules[type(m).__module__].__doc__ or "").strip()
+        print(f"{mid} ({m.title}): {doc.splitlines()[0] if doc else ''}")
+        for task, spec in TASKS.items():
+            if spec.kind in method_kinds(mid, spec.scale):
+                cfg = resolve(task, method=mid)
+                stages = " -> ".join(f"{s.name} [{s.scope}]" for s in m.checked_stages(cfg))
+                print(f"  {task:22s} {stages}")
 
 
 def cmd_evaluate(args):
+    import pandas as pd
+
+    from .data.taskdata import open_task_data
     from .data.tasks import get_task
-    from .evaluate import evaluate, evaluate_best_on_test, sample_grid
-    from .train import open_task_data
+    from .eval import evaluate, evaluate_best_on_test, sample_grid
     from .utils import atomic_write_json, load_checkpoint, versions
 
     _threads(args)
-    spec = get_task(args.task)
     cfg = _cfg(args)
+    spec = get_task(args.task)
     ck = load_checkpoint(args.generator)
     _device(args)
     data = open_task_data(args.data, args.task, cfg)
     if args.selection == "best_on_test":
-        res = evaluate_best_on_test(spec, ck, data, args.evalnet, args.images, args.real_stats, args.generator)
+        res = evaluate_best_on_test(ck, data, args.evalnet, cfg, args.images, args.real_stats, args.generator)
     else:
-        res = evaluate(spec, ck, data, args.evalnet, args.images, args.real_stats)
+        res = evaluate(ck, data, args.evalnet, cfg, args.images, args.real_stats)
         res["protocol"]["checkpoint_selection"] = "final iteration (no selection on test)"
     if args.samples:
         sample_grid(args.images, args.samples)
+    train_seconds = float(pd.read_csv(args.curve)["seconds"].iloc[-1]) if args.curve else None
     record = {
         "schema": "vem-metrics/1", "task": spec.id, "scale": spec.scale, "paper_task": spec.paper_task,
         "method": args.method, "addon": args.addon, "lambda_mi": ck.get("lambda_mi"),
         "seed": ck.get("seed"), "config_hash": ck.get("config_hash"),
-        "train_seconds": ck.get("train_seconds"), "teacher_source": ck.get("source"),
-        "teacher_sha256": ck.get("source_sha256"),
+        "train_seconds": train_seconds, "teacher_source": ck.get("source"),
+        "teacher_sha256": ck.get("source_sha256"), "generator": ck["generator"],
         "versions": versions(), **res,
     }
     atomic_write_json(args.out, record)
@@ -314,12 +355,15 @@ def cmd_import_teacher(args):
 
 def cmd_profile(args):
     from .metrics.cost import profile
-    from .models.generators import PAPER_MODELS, build_generator
+    from .models import PAPER_MODELS, build, record
 
-    if args.size < 8:
-        raise ValueError(f"--size must be >= 8, got {args.size}")
-    kw = dict(PAPER_MODELS.get(args.model, {"arch": args.model, "num_downs": args.num_downs}))
-    G = build_generator(in_nc=args.in_nc, out_nc=args.in_nc, ngf=args.ngf, norm=args.norm, **kw)
+    name, kw = PAPER_MODELS.get(args.model, (args.model, {}))
+    kw = dict(kw, in_nc=args.in_nc, out_nc=args.in_nc, ngf=args.ngf)
+    if name.startswith("unet") and "num_downs" not in kw:
+        kw["num_downs"] = args.num_downs
+    if args.norm:
+        kw["norm"] = args.norm
+    G = build(record(name, **kw))
     res = profile(G, args.in_nc, args.size)
     res.update(model=args.model, ngf=args.ngf)
     print(json.dumps(res))
@@ -327,7 +371,7 @@ def cmd_profile(args):
 
 # --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vem", description=__doc__.split("\n")[0])
+    p = _Parser(prog="python -m vem", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name, fn, help_):
@@ -336,18 +380,23 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     def checkpoint_every(sp):
-        sp.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+        sp.add_argument("--checkpoint-every", type=_int(0), default=0, metavar="N",
                         help="save <out>.resume every N iterations (always on SIGTERM/SIGUSR1); a re-run resumes")
+
+    def config_args(sp):
+        sp.add_argument("--threads", type=_int(1), default=None)
+        sp.add_argument("--overrides", type=_json_object, default=None, help="JSON object of dotted config keys")
+        sp.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
+                        help="one config override (YAML value)")
 
     def common(sp, task=True, seed=True):
         if task:
             sp.add_argument("--task", required=True)
         if seed:
-            sp.add_argument("--seed", type=int, default=0)
-        sp.add_argument("--threads", type=int, default=None)
-        sp.add_argument("--overrides", default=None, help="JSON object of dotted config keys")
-        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="one config override (YAML value)")
-        sp.add_argument("--device", default="auto", help="auto (cuda if visible), cpu or cuda")
+            sp.add_argument("--seed", type=_int(0), default=0)
+        config_args(sp)
+        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto (cuda if visible, paper tasks), cpu or cuda")
 
     sp = add("fetch-fmnist", cmd_fetch_fmnist, "copy Fashion-MNIST's IDX files into a folder")
     sp.add_argument("--out", required=True)
@@ -357,14 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("prepare-data", cmd_prepare_data, "build a mini task's npz from Fashion-MNIST")
     sp.add_argument("--task", required=True)
     sp.add_argument("--fmnist", default=None)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=_int(0), default=0)
     sp.add_argument("--out", required=True)
 
     sp = add("prepare-paper-data", cmd_prepare_paper_data, "index a paper task's images from its extracted dataset "
              "(held-out val split from train; cityscapes: 256x256 AB pairs + gtFine labelIds for mIoU)")
     sp.add_argument("--task", required=True)
     sp.add_argument("--dataset", required=True, help="resources/datasets/<dataset> (with its .complete marker)")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the held-out val split")
+    sp.add_argument("--seed", type=_int(0), default=0, help="seed of the held-out val split")
     sp.add_argument("--out", required=True, help="resources/data/<task>.json")
 
     sp = add("import-teacher", cmd_import_teacher, "import a released full generator (GAN-Compression) as a "
@@ -377,25 +426,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("train-evalnet", cmd_train_evalnet, "train the FD feature net, the perceptual net or the segmenter")
     sp.add_argument("--kind", required=True, choices=["feature", "perceptual", "segmenter"])
     sp.add_argument("--task", default=None)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=_int(0), default=0)
     sp.add_argument("--fmnist", default=None)
     sp.add_argument("--data", default=None)
-    sp.add_argument("--threads", type=int, default=None)
-    sp.add_argument("--overrides", default=None)
-    sp.add_argument("--set", action="append")
+    config_args(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--quality", required=True)
 
-    sp = add("real-stats", cmd_real_stats, "real reference statistics for FD")
+    sp = add("real-stats", cmd_real_stats, "real reference statistics of a task scored by a Fréchet distance")
     common(sp, seed=False)
     sp.add_argument("--data", required=True)
-    sp.add_argument("--featnet", required=True, help="mini: the FeatureNet checkpoint; paper: the Inception weights")
-    sp.add_argument("--fid-mode", default=None,
-                    help="paper: legacy_pytorch | clean (default: the preset's eval.fid_mode)")
+    sp.add_argument("--featnet", required=True, help="mini: the FeatureNet checkpoint; paper: the Inception weights "
+                                                     "of eval.fid_mode")
     sp.add_argument("--images", required=True, help="zip of the real PNGs used")
     sp.add_argument("--out", required=True)
 
-    sp = add("train-teacher", cmd_train_teacher, "train a teacher / Original model")
+    sp = add("train-teacher", cmd_train_teacher, "train a teacher / Original model (teachers.<role> of the preset)")
     common(sp)
     sp.add_argument("--role", required=True)
     sp.add_argument("--data", required=True)
@@ -404,31 +450,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--curve", required=True)
 
-    sp = add("omgd-teachers", cmd_omgd_teachers, "OMGD paired tasks: train the online teachers once and record "
-                                                 "the trajectory every add-on's student replays")
-    common(sp)
-    sp.add_argument("--data", required=True)
-    sp.add_argument("--evalnet", required=True, help="scores the teachers' val curve")
-    checkpoint_every(sp)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--curve", required=True)
-
-    sp = add("compress", cmd_compress, "compress a student with a method and an MI add-on")
+    sp = add("stage", cmd_stage, "run one stage of a compression method (python -m vem methods lists them); the "
+                                 "last stage trains the student with an MI add-on")
     common(sp)
     sp.add_argument("--method", required=True)
-    sp.add_argument("--addon", required=True)
-    sp.add_argument("--lambda-mi", type=float, default=None)
+    sp.add_argument("--stage", default=None, help="default: the method's last stage (the student)")
+    sp.add_argument("--addon", default="none", help="last stage only: none, vid, crd or vem")
+    sp.add_argument("--lambda-mi", type=_nonneg_float, default=None, help="last stage only (default: addon.lambda_mi)")
     sp.add_argument("--data", required=True)
-    sp.add_argument("--perceptual", required=True)
-    sp.add_argument("--evalnet", required=True)
-    sp.add_argument("--teacher", default=None)
-    sp.add_argument("--trajectory", default=None, help="OMGD paired: replay recorded online teachers "
-                                                         "(python -m vem omgd-teachers) instead of training them")
+    sp.add_argument("--evalnet", required=True, help="the task's metric network (val curves)")
+    sp.add_argument("--input", type=_key_value, action="append", metavar="NAME=PATH",
+                    help="a checkpoint the stage needs: an earlier stage's, or original / perceptual")
     sp.add_argument("--keep-snapshots", action="store_true",
                     help="keep the student at every val-curve point (evaluate --selection best_on_test)")
     checkpoint_every(sp)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--curve", required=True)
+    sp.add_argument("--out", required=True, help="the stage's checkpoint (.pt)")
+    sp.add_argument("--table", required=True, help="the stage's table (.csv): learning curve, trace, log")
+
+    add("methods", cmd_methods, "list the registered compression methods and their stages per task")
 
     sp = add("evaluate", cmd_evaluate, "evaluate a generator on the test split -> metrics.json")
     common(sp, seed=False)
@@ -438,11 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", required=True)
     sp.add_argument("--evalnet", required=True)
     sp.add_argument("--real-stats", default=None)
+    sp.add_argument("--curve", default=None, help="the generator's training curve (train_seconds in the record)")
     sp.add_argument("--images", required=True)
     sp.add_argument("--samples", default=None)
     sp.add_argument("--selection", choices=["final", "best_on_test"], default="final",
                     help="final iteration (default), or the best of the training snapshots ON THE TEST SET "
-                         "(the anchors' protocol; optimistic; needs compress --keep-snapshots)")
+                         "(the anchors' protocol; optimistic; needs stage --keep-snapshots)")
     sp.add_argument("--out", required=True)
 
     sp = add("tables", cmd_tables, "render a paper table from metrics files")
@@ -467,20 +507,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("profile", cmd_profile, "MACs/params of a generator (torchprofile convention: a ConvTranspose "
                                      "is counted per OUTPUT pixel, as GAN-Compression/OMGD/CAT report)")
-    sp.add_argument("--model", required=True, help="unet_256, unet_deepest_256, resnet_9blocks, "
-                                                   "mobile_resnet_9blocks, mobile_deepest_resnet, unet, resnet, ...")
-    sp.add_argument("--ngf", type=int, default=64)
-    sp.add_argument("--size", type=int, default=256)
-    sp.add_argument("--in-nc", type=int, default=3)
-    sp.add_argument("--num-downs", type=int, default=8)
+    sp.add_argument("--model", required=True, help="a paper name (unet_256, unet_deepest_256, resnet_9blocks, "
+                                                   "mobile_resnet_9blocks, mobile_deepest_resnet) "
+                                                   "or a backbone id (unet, resnet, ...)")
+    sp.add_argument("--ngf", type=_int(1), default=64)
+    sp.add_argument("--size", type=_int(8), default=256)
+    sp.add_argument("--in-nc", type=_int(1), default=3)
+    sp.add_argument("--num-downs", type=_int(5), default=8)
     sp.add_argument("--norm", default=None)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         args.fn(args)
+    except _ArgumentError as e:
+        print(f"vem: error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError, KeyError, OSError) as e:
         if os.environ.get("VEM_DEBUG"):
             raise

@@ -1,7 +1,16 @@
-"""Run configuration: preset YAML (``vem/configs/<scale>.yaml``) -> per-task resolved dict -> overrides.
+"""Run configuration: preset YAML + the method's own YAML -> per-task resolved dict -> overrides -> checks.
 
-Overrides are dotted keys (``omgd.iters: 200``) applied on top; an unknown key or a value of another
-type is an error naming the key. ``n_blocks: 0`` in an add-on section means "automatic".
+``resolve(task, overrides, method)`` returns the shared sections of the task's preset
+(``vem/configs/<scale>.yaml``: the Original teacher, the add-ons, the evaluation networks, data and
+evaluation settings) and, with ``method``, that method's section ``cfg[<method>]`` from its own config
+file (``baselines/<method>/config.yaml``; ``mini``/``paper`` sections, per-kind values, per-task deltas).
+Overrides are dotted keys (``omgd.iters: 200``) applied on top; an unknown key or a value of another type
+is an error naming the key. Every method override is checked against its own method's file even when
+another method is resolved, so a typo never waits for the job that would use it. The resolved
+configuration is then checked against JSON Schemas (ranges, allowed values: ``vem.schema``, the add-ons'
+``vem.mi.options``, the method's ``schema``) and the method's cross-key rules - the same code in the
+workflow (while it builds the DAG) and in every job. ``n_blocks: 0`` in an add-on section means "automatic".
+Torch-free.
 """
 
 from __future__ import annotations
@@ -13,12 +22,21 @@ from pathlib import Path
 import yaml
 
 from .data.tasks import get_task
+from .mi.options import config_schema as addon_schema
+from .schema import POSITIVE, TEACHER, ConfigError, check, choice, integer, section
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+__all__ = ["CONFIG_DIR", "ConfigError", "addon_kwargs", "method_kinds", "resolve", "unflatten"]
 
-
-class ConfigError(ValueError):
-    pass
+EVALNET = section({"iters": integer(1), "batch": integer(1), "lr": POSITIVE, "width": integer(1)})
+SHARED_SCHEMA = section({
+    "teachers": {"type": "object", "required": ["original"], "properties": {"original": TEACHER},
+                 "additionalProperties": TEACHER},
+    "addon": addon_schema(),
+    "evalnets": {"type": "object", "additionalProperties": EVALNET},
+    "data": section({"load_size": integer(1), "crop_size": integer(1), "flip": {"type": "boolean"}}),
+    "eval": section({"fid_mode": choice("legacy_pytorch", "clean"), "batch": integer(1), "val_images": integer(1)}),
+}, required=False)
 
 
 @functools.lru_cache(maxsize=4)
@@ -27,6 +45,31 @@ def _preset(scale: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"unknown preset scale {scale!r} (no {path.name})")
     return yaml.safe_load(path.read_text())
+
+
+@functools.lru_cache(maxsize=32)
+def _method_file(mid: str) -> dict:
+    from .methods import get_method
+
+    path = Path(get_method(mid).config_file)
+    if not path.is_file():
+        raise ConfigError(f"method {mid}: config file {path} does not exist")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def method_kinds(mid: str, scale: str) -> tuple[str, ...]:
+    """The task kinds a method runs on at a scale (the kinds its config file has values for)."""
+    return tuple((_method_file(mid).get(scale) or {}).get("kinds", {}))
+
+
+def _method_section(mid: str, task: str, scale: str) -> dict | None:
+    """The method's section for ``task`` (kind values + task delta), None if it does not run on that kind."""
+    spec = get_task(task)
+    sec = _method_file(mid).get(scale) or {}
+    kinds = sec.get("kinds", {})
+    if spec.kind not in kinds:
+        return None
+    return _merge(kinds[spec.kind], (sec.get("tasks") or {}).get(task) or {}, f"{mid}.")
 
 
 def _merge(base: dict, delta: dict, where: str = "") -> dict:
@@ -51,7 +94,7 @@ def _coerce(key: str, old, new):
         return new
     if isinstance(old, float) and isinstance(new, int):
         new = float(new)  # an int for a float key is fine, but still range-checked below
-    if isinstance(old, (int, float, str, list)) and not isinstance(new, type(old)):
+    if old is not None and isinstance(old, (int, float, str, list)) and not isinstance(new, type(old)):
         raise ConfigError(f"config key {key!r} must be {type(old).__name__}, got {new!r}")
     if isinstance(new, (int, float)) and not isinstance(new, bool) and not new >= 0:  # NaN fails too
         raise ConfigError(f"config key {key!r} must be >= 0, got {new!r}")
@@ -82,54 +125,97 @@ def _deep_update(d: dict, key: str, v) -> None:
         d[key] = copy.deepcopy(v)
 
 
-def resolve(task: str, overrides: dict | None = None, scale: str | None = None) -> dict:
-    """The full configuration of ``task``, with ``overrides`` (dotted or nested) applied."""
+def _shared(task: str, scale: str) -> dict:
     spec = get_task(task)
-    preset = _preset(scale or spec.scale)
+    preset = _preset(scale)
     cfg = copy.deepcopy(preset["kinds"][spec.kind])
-    cfg["evalnets"] = copy.deepcopy(preset.get("evalnets", {}))
-    for section in ("data", "eval"):   # paper preset: augmentation and evaluation settings
-        if section in preset:
-            cfg[section] = copy.deepcopy(preset[section])
-    cfg = _merge(cfg, preset["tasks"].get(task, {}))
+    for sec in ("evalnets", "data", "eval"):
+        if sec in preset:
+            cfg[sec] = copy.deepcopy(preset[sec])
+    return _merge(cfg, preset["tasks"].get(task, {}))
+
+
+def _split(delta: dict, section: dict) -> tuple[dict, dict]:
+    """(the part of ``delta`` whose keys ``section`` has, the rest)."""
+    mine, rest = {}, {}
+    for k, v in delta.items():
+        if k in section and isinstance(section[k], dict) and isinstance(v, dict):
+            m, r = _split(v, section[k])
+            if m:
+                mine[k] = m
+            if r:
+                rest[k] = r
+        elif k in section:
+            mine[k] = v
+        else:
+            rest[k] = v
+    return mine, rest
+
+
+def _check_method_override(mid: str, delta, task: str, scale: str) -> dict | None:
+    """The method's section for ``task`` with the override applied (None where the method does not run on the
+    task's kind). Keys of another kind's section (``omgd.teacher.iters`` for a paired task) apply to the tasks
+    of that kind only, but every key must exist in some kind (the first unknown key is the error)."""
+    if not isinstance(delta, dict):
+        raise ConfigError(f"config key {mid!r} must be a mapping, got {delta!r}")
+    kinds = (_method_file(mid).get(scale) or {}).get("kinds", {})
+    if not kinds:
+        raise ConfigError(f"method {mid} has no configuration at the {scale} scale")
+    sec = _method_section(mid, task, scale)
+    mine, rest = _split(delta, sec) if sec is not None else ({}, delta)
+    if rest:
+        errors = []
+        for values in kinds.values():
+            try:
+                _merge(values, _split(rest, values)[0], f"{mid}.")
+            except ConfigError as e:
+                errors.append(e)
+        leftover = rest
+        for values in kinds.values():
+            leftover = _split(leftover, values)[1]
+        if errors or leftover:
+            raise errors[0] if errors else ConfigError(f"unknown config key {_first_key(leftover, mid)!r}")
+    return None if sec is None else _merge(sec, mine, f"{mid}.")
+
+
+def _first_key(delta: dict, prefix: str) -> str:
+    k, v = next(iter(delta.items()))
+    return _first_key(v, f"{prefix}.{k}") if isinstance(v, dict) and v else f"{prefix}.{k}"
+
+
+def resolve(task: str, overrides: dict | None = None, method: str | None = None, scale: str | None = None) -> dict:
+    """The full configuration of ``task`` (and of ``method`` on it), with ``overrides`` (dotted or nested)."""
+    from .methods import get_method, method_ids
+
+    spec = get_task(task)
+    scale = scale or spec.scale
     ov = unflatten(overrides or {})
-    # overrides addressed to another kind's teachers are ignored here, but must exist somewhere
-    cfg = _merge(cfg, _filter_foreign(ov, cfg, preset))
-    cfg["task"] = task
-    cfg["scale"] = spec.scale
-    _check(cfg)
+    ids = set(method_ids())
+    method_ov = {k: ov.pop(k) for k in list(ov) if k in ids}
+    cfg = _merge(_shared(task, scale), ov)
+    sections = {mid: _check_method_override(mid, d, task, scale) for mid, d in method_ov.items()}
+    cfg.update(task=task, scale=scale, kind=spec.kind)
+    _check_shared(cfg)
+    if method is not None:
+        m = get_method(method)
+        sec = sections.get(method) or _method_section(method, task, scale)
+        if sec is None:
+            raise ConfigError(f"method {method} does not run on {spec.kind} tasks such as {task} "
+                              f"(it has {scale} values for: {', '.join(method_kinds(method, scale)) or 'none'})")
+        cfg[method] = sec
+        check(sec, m.schema, method)
+        m.check(cfg)
+        m.checked_stages(cfg)
     return cfg
 
 
-def _filter_foreign(ov: dict, cfg: dict, preset: dict) -> dict:
-    """Drop keys valid for another task kind (e.g. teachers.omgd for paired tasks); others stay and fail."""
-    teachers = ov.get("teachers")
-    if not isinstance(teachers, dict):
-        return ov
-    known = {r for k in preset["kinds"].values() for r in k.get("teachers", {})}
-    out = copy.deepcopy(ov)
-    for role in list(teachers):
-        if role not in cfg["teachers"] and role in known:
-            del out["teachers"][role]
-    return out
-
-
-def _check(cfg: dict) -> None:
-    for role, t in cfg["teachers"].items():
-        for k in ("ngf", "batch", "snapshot_every"):
-            if t[k] < 1:
-                raise ConfigError(f"teachers.{role}.{k} must be >= 1, got {t[k]}")
-    for k in ("student_ngf", "wide_ngf", "deep_ngf", "batch", "n_dis", "eval_every"):
-        if cfg["omgd"][k] < 1:
-            raise ConfigError(f"omgd.{k} must be >= 1, got {cfg['omgd'][k]}")
-    if cfg["addon"]["positive"] not in ("gt", "teacher"):
-        raise ConfigError(f"addon.positive must be 'gt' or 'teacher', got {cfg['addon']['positive']!r}")
-    if cfg["addon"]["positive"] == "gt" and get_task(cfg["task"]).kind == "unpaired":
+def _check_shared(cfg: dict) -> None:
+    check({k: v for k, v in cfg.items() if k not in ("task", "scale", "kind")}, SHARED_SCHEMA)
+    if cfg["addon"]["positive"] == "gt" and cfg["kind"] == "unpaired":
         raise ConfigError(f"addon.positive 'gt' is impossible for the unpaired task {cfg['task']}; use 'teacher'")
-    if cfg["addon"]["vem"]["steps"] < 1:
-        raise ConfigError(f"addon.vem.steps must be >= 1, got {cfg['addon']['vem']['steps']}")
-    if not cfg["addon"]["vem"]["step_size"] > 0:
-        raise ConfigError(f"addon.vem.step_size must be > 0, got {cfg['addon']['vem']['step_size']}")
+    if "data" in cfg and cfg["data"]["crop_size"] > cfg["data"]["load_size"]:
+        raise ConfigError(f"data.crop_size {cfg['data']['crop_size']} exceeds data.load_size "
+                          f"{cfg['data']['load_size']}")
 
 
 def addon_kwargs(cfg: dict, addon: str, lambda_mi: float | None = None) -> dict:

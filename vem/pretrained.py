@@ -37,7 +37,7 @@ _KEY = re.compile(r"^model\.(\d+)\.(.+)$")
 
 
 def flat_resnet_to_vem(sd: dict, n_blocks: int = 9) -> tuple[dict, dict]:
-    """(our state dict, generator kwargs) from a flat pix2pix/CycleGAN ResNet state dict."""
+    """(our state dict, generator record) from a flat pix2pix/CycleGAN ResNet state dict."""
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
     bad = [k for k in sd if not _KEY.match(k)]
     if bad:
@@ -53,18 +53,19 @@ def flat_resnet_to_vem(sd: dict, n_blocks: int = 9) -> tuple[dict, dict]:
             out[f"blocks.{i - 10}.{rest.replace('conv_block.', 'block.', 1)}"] = v
         else:
             out[f"head.{i - first}.{rest}"] = v
+    from .models import record
+
     ngf = sd["model.1.weight"].shape[0]
     norm = "batch" if "model.2.running_mean" in sd else ("instance" if "model.1.bias" in sd else "none")
     dropout = "model.10.conv_block.6.weight" in sd
-    kwargs = {"arch": "resnet", "in_nc": sd["model.1.weight"].shape[1],
-              "out_nc": sd[f"model.{first + 7}.weight"].shape[0], "ngf": ngf, "norm": norm, "num_downs": 8,
-              "n_blocks": n_blocks, "dropout": dropout}
-    return out, kwargs
+    rec = record("resnet", in_nc=sd["model.1.weight"].shape[1], out_nc=sd[f"model.{first + 7}.weight"].shape[0],
+                 ngf=ngf, norm=norm, n_blocks=n_blocks, dropout=dropout)
+    return out, rec
 
 
 def import_teacher(name: str, out, user_path: str | None = None, cache="resources/downloads", log=print) -> dict:
     from .data.download import download, sha256_file
-    from .models import build_generator
+    from .models import build
     from .utils import atomic_save_torch
 
     if name not in TEACHERS:
@@ -83,10 +84,10 @@ def import_teacher(name: str, out, user_path: str | None = None, cache="resource
     else:
         digest = download([t["url"]], src, sha256=t["sha256"], log=log)
     sd = torch.load(src, map_location="cpu", weights_only=True)
-    ours, kwargs = flat_resnet_to_vem(sd)
-    G = build_generator(**kwargs)
+    ours, rec = flat_resnet_to_vem(sd)
+    G = build(rec)
     G.load_state_dict(ours, strict=True)
-    ck = {"generator": kwargs, "state_dict": G.state_dict(), "snapshots": [], "source": name,
+    ck = {"generator": rec, "state_dict": G.state_dict(), "snapshots": [], "source": name,
           "source_url": t["url"], "source_sha256": digest, "role": "original", "seed": None,
           "config_hash": f"imported:{digest[:16]}"}
     atomic_save_torch(out, ck)

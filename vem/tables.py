@@ -28,14 +28,20 @@ TITLES = {
     5: "Table 5: sensitivity to lambda_MI (labels -> scene task)",
 }
 ADDON_ORDER = {"none": 0, "vid": 1, "crd": 2, "vem": 3}
-METHOD_NAMES = {"original": "Original", "omgd": "OMGD", "gcc": "GCC", "gan_compression": "GAN-Compression",
-                "cat": "CAT", "cagc": "CAGC", "dmad": "DMAD", "co_evolution": "Co-Evolution",
-                "gan_slimming": "GAN-Slimming", "autogan_distiller": "Auto-GAN-Distiller"}
 ADDON_NAMES = {"vid": "VID", "crd": "CRD", "vem": "VEM"}
 
 
-def label(method: str, addon: str) -> str:
-    name = METHOD_NAMES.get(method, method)
+def method_title(method: str) -> str:
+    """The name a table prints for a measured method: the registered method's title."""
+    if method == "original":
+        return "Original"
+    from .methods import get_method, method_ids
+
+    return get_method(method).title if method in method_ids() else method
+
+
+def label(method: str, addon: str, title: str | None = None) -> str:
+    name = title or method_title(method)
     return name if addon in ("none", "", None) or (isinstance(addon, float) and math.isnan(addon)) \
         else f"{name} + {ADDON_NAMES.get(addon, addon)}"
 
@@ -236,7 +242,7 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
         "block": ("paper (published)" if paper_scale else
                   "paper (real datasets, Inception FID / DRN-D-105 mIoU; NOT comparable with the rows above)"),
         "task": paper["paper_task"], "stands_for": paper["paper_task"],
-        "method": [label(m, a) for m, a in zip(paper["method"], paper["addon"])],
+        "method": [label(m, a, t) for m, a, t in zip(paper["method"], paper["addon"], paper["title"])],
         "lambda_mi": paper["lambda_mi"].astype(object).fillna("") if table == 5 else "",
         "MACs": paper["macs"].astype(object).fillna(""), "params": paper["params"].astype(object).fillna(""),
         "metric": paper["metric"],

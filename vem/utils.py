@@ -58,12 +58,16 @@ def atomic_write_json(path, obj) -> None:
 
 
 def atomic_save_torch(path, obj) -> None:
+    """torch.save to a temporary file, then rename. Saved through a file object: torch names the archive
+    after a *path* it is given (the temporary file's random name would end up inside the zip), so the same
+    object gives the same bytes."""
     import torch
 
     path = Path(path)
     tmp = _tmp_path(path)
     try:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -146,7 +146,7 @@ class _Images:
 
 
 class FolderTaskData:
-    """The paper-scale counterpart of ``vem.train.TaskData`` (same ``tensor``/``n``/``batch_indices``)."""
+    """The paper-scale counterpart of ``vem.data.taskdata.TaskData`` (same interface)."""
 
     def __init__(self, path, task: str, load_size: int = 286, crop_size: int = 256, flip: bool = True,
                  seed: int = 0):
@@ -164,7 +164,6 @@ class FolderTaskData:
             raise ValueError(f"crop_size {crop_size} exceeds load_size {load_size}")
         self.load_size, self.crop_size, self.flip, self.seed = load_size, crop_size, flip, seed
         self.paired = "AB" in self.index["splits"]["train"]
-        self.raw: dict = {}  # in-memory arrays are a mini-scale notion
 
     def files(self, split: str, side: str) -> list[str]:
         sides = self.index["splits"][split]
@@ -183,6 +182,10 @@ class FolderTaskData:
         if "labels" not in self.index or split not in self.index["labels"]:
             raise ValueError(f"task {self.spec.id} has no label maps for split {split}")
         return self.index["labels"][split]
+
+    def real_u8(self, split: str, side: str = "B"):
+        """The real images of a split as evaluation sees them (uint8, H x W x 3), lazily, in index order."""
+        return (self.eval_u8(split, side, i) for i in range(self.n(split, side)))
 
     def load_u8(self, split: str, side: str, i: int) -> np.ndarray:
         """The image as stored (H, W, 3) uint8, the pair half picked by the task's direction."""

@@ -35,6 +35,7 @@ class TaskSpec:
     paper_task: str       # the paper task this one stands for
     kind: str             # "paired" (pix2pix) or "unpaired" (CycleGAN)
     metric: str           # "fd" (lower is better) or "miou" (higher is better)
+    backend: str          # the metric backend scoring it (vem.eval.backends): fd_fmnist, miou_segmenter, ...
     in_channels: int
     out_channels: int
     size: int
@@ -42,18 +43,19 @@ class TaskSpec:
 
 
 TASKS: dict[str, TaskSpec] = {t.id: t for t in [
-    TaskSpec("fmnist_edges2shoes", "mini", "edges2shoes", "paired", "fd", 1, 1, 32,
+    TaskSpec("fmnist_edges2shoes", "mini", "edges2shoes", "paired", "fd", "fd_fmnist", 1, 1, 32,
              "Canny edges of Fashion-MNIST footwear (sandal, sneaker, ankle boot) -> image"),
-    TaskSpec("fmnist_scenes", "mini", "cityscapes", "paired", "miou", len(SUPER_CLASSES), 1, 32,
+    TaskSpec("fmnist_scenes", "mini", "cityscapes", "paired", "miou", "miou_segmenter", len(SUPER_CLASSES), 1, 32,
              "6-class label map -> 2x2 scene of real Fashion-MNIST items"),
-    TaskSpec("fmnist_sneaker2boot", "mini", "horse2zebra", "unpaired", "fd", 1, 1, 32,
+    TaskSpec("fmnist_sneaker2boot", "mini", "horse2zebra", "unpaired", "fd", "fd_fmnist", 1, 1, 32,
              "sneaker -> ankle boot (unpaired)"),
-    TaskSpec("fmnist_pullover2coat", "mini", "summer2winter", "unpaired", "fd", 1, 1, 32,
+    TaskSpec("fmnist_pullover2coat", "mini", "summer2winter", "unpaired", "fd", "fd_fmnist", 1, 1, 32,
              "pullover -> coat (unpaired)"),
-    TaskSpec("edges2shoes", "paper", "edges2shoes", "paired", "fd", 3, 3, 256, "edges2shoes-r, AtoB"),
-    TaskSpec("cityscapes", "paper", "cityscapes", "paired", "miou", 3, 3, 256, "Cityscapes labels -> photo (BtoA)"),
-    TaskSpec("horse2zebra", "paper", "horse2zebra", "unpaired", "fd", 3, 3, 256, "horse -> zebra"),
-    TaskSpec("summer2winter", "paper", "summer2winter", "unpaired", "fd", 3, 3, 256,
+    TaskSpec("edges2shoes", "paper", "edges2shoes", "paired", "fd", "fid_inception", 3, 3, 256, "edges2shoes-r, AtoB"),
+    TaskSpec("cityscapes", "paper", "cityscapes", "paired", "miou", "miou_drn", 3, 3, 256,
+             "Cityscapes labels -> photo (BtoA)"),
+    TaskSpec("horse2zebra", "paper", "horse2zebra", "unpaired", "fd", "fid_inception", 3, 3, 256, "horse -> zebra"),
+    TaskSpec("summer2winter", "paper", "summer2winter", "unpaired", "fd", "fid_inception", 3, 3, 256,
              "summer2winter_yosemite, summer -> winter"),
 ]}
 
@@ -160,7 +162,10 @@ def to_tensor(x: np.ndarray, spec: TaskSpec, side: str):
 
 
 def to_uint8(x) -> np.ndarray:
-    """[-1, 1] float tensor (N, 1, H, W) -> uint8 (N, H, W), quantised as the anchors do before FID."""
+    """[-1, 1] float tensor (N, C, H, W) -> uint8 (N, H, W) for C = 1, (N, H, W, C) otherwise, rounded to the
+    nearest level, as the images are quantised before any metric."""
     import torch
 
-    return ((x.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).squeeze(1).cpu().numpy()
+    u8 = ((x.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    u8 = u8.squeeze(1) if u8.shape[1] == 1 else u8.permute(0, 2, 3, 1)
+    return u8.cpu().numpy()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import MIAddon
+from .options import check_options
 
 _EPS = 1e-7
 
@@ -41,6 +42,8 @@ class CRD(MIAddon):
                  feat_dim: int = 128, pool: int = 4, nce_k: int = 4096, nce_t: float = 0.07,
                  nce_m: float = 0.5, lambda_mi: float = 0.1):
         super().__init__()
+        check_options("crd", {"feat_dim": feat_dim, "pool": pool, "nce_k": nce_k, "nce_t": nce_t, "nce_m": nce_m,
+                              "lambda_mi": lambda_mi}, where="crd")
         t_channels = s_channels if t_channels is None else t_channels
         if n_data is None:
             raise ValueError("CRD needs n_data, the number of training images (size of its memory bank)")
@@ -49,10 +52,6 @@ class CRD(MIAddon):
         if not 1 <= nce_k < n_data:
             raise ValueError(f"CRD nce_k={nce_k} must be >= 1 and smaller than the number of training "
                              f"images (n_data={n_data})")
-        if nce_t <= 0:
-            raise ValueError(f"CRD nce_t must be > 0, got {nce_t}")
-        if not 0 <= nce_m < 1:
-            raise ValueError(f"CRD nce_m must be in [0, 1), got {nce_m}")
         self.embed_s = _Embed(s_channels, pool, feat_dim)
         self.embed_t = _Embed(t_channels, pool, feat_dim)
         self.n_data, self.nce_k, self.nce_t, self.nce_m = n_data, nce_k, nce_t, nce_m

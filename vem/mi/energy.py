@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import MIAddon, NonFiniteError
+from .options import check_options
 
 # --------------------------------------------------------------------------------------------------
 # spectral normalisation with an optional "lower bound" mode
@@ -146,7 +147,7 @@ class ResnetEBM(nn.Module):
         super().__init__()
         if width < 1:
             raise ValueError(f"energy width must be >= 1, got {width}")
-        if n_blocks is None:
+        if not n_blocks:   # None or 0: automatic
             n_blocks = 7 if image_size is None else max(1, min(7, int(math.log2(max(image_size // 2, 2)))))
         self.from_rgb = SNConv2d(2 * channels, width, 3, padding=1)
         widths = [width * min(2**i, 4) for i in range(n_blocks + 1)]
@@ -238,16 +239,12 @@ class EnergyMI(MIAddon):
                  clamp: tuple[float, float] | None = (-1.0, 1.0), on_nonfinite: str = "raise",
                  saturation: float = 0.9):
         super().__init__()
-        if on_nonfinite not in ("raise", "skip"):
-            raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
-        if steps < 1:
-            raise ValueError(f"vem steps must be >= 1, got {steps}")
-        if step_size <= 0 or not math.isfinite(step_size):
-            raise ValueError(f"vem step_size must be a positive finite number, got {step_size}")
-        if noise_std < 0:
-            raise ValueError(f"vem noise_std must be >= 0, got {noise_std}")
-        if alpha < 0:
-            raise ValueError(f"vem alpha must be >= 0, got {alpha}")
+        check_options("vem", {"width": width, "n_blocks": n_blocks, "steps": steps, "step_size": step_size,
+                              "step_ref_size": step_ref_size, "noise_std": noise_std, "alpha": alpha,
+                              "lambda_mi": lambda_mi, "lr": lr, "betas": list(betas), "on_nonfinite": on_nonfinite,
+                              "saturation": saturation}, where="vem")
+        if not math.isfinite(step_size):
+            raise ValueError(f"vem.step_size must be a finite number, got {step_size}")
         self.energy = energy if energy is not None else ResnetEBM(channels, width, image_size, n_blocks)
         self.steps, self.step_size, self.step_ref_size = steps, float(step_size), step_ref_size
         self.noise_std, self.alpha, self.lambda_mi = float(noise_std), float(alpha), float(lambda_mi)

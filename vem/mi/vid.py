@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import MIAddon
+from .options import check_options
 
 
 def _match_spatial(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,8 +41,8 @@ class VID(MIAddon):
                  lambda_mi: float = 0.1):
         super().__init__()
         t_channels = s_channels if t_channels is None else t_channels
-        if mode not in ("output", "feature"):
-            raise ValueError(f"VID mode must be 'output' or 'feature', got {mode!r}")
+        check_options("vid", {"mode": mode, "mid_channels": mid_channels, "init_var": init_var, "eps": eps,
+                              "lambda_mi": lambda_mi}, where="vid")
         if init_var <= eps:
             raise ValueError(f"VID init_var must exceed eps={eps}, got {init_var}")
         if mode == "output":

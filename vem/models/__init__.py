@@ -1,8 +1,8 @@
-"""Generators, discriminators and the evaluation networks of the embedded suite."""
+"""Generators (by backbone id: ``vem.models.backbones``), discriminators and the evaluation networks."""
 
+from .backbones import BACKBONES, PAPER_MODELS, build, from_config, init_weights, load_generator, record
 from .discriminators import MultiNLayerDiscriminator, NLayerDiscriminator
 from .evalnets import FeatureNet, PerceptualNet, Segmenter
-from .generators import PAPER_MODELS, ResnetGenerator, UnetGenerator, build_generator
 
-__all__ = ["FeatureNet", "MultiNLayerDiscriminator", "NLayerDiscriminator", "PAPER_MODELS", "PerceptualNet",
-           "ResnetGenerator", "Segmenter", "UnetGenerator", "build_generator"]
+__all__ = ["BACKBONES", "FeatureNet", "MultiNLayerDiscriminator", "NLayerDiscriminator", "PAPER_MODELS",
+           "PerceptualNet", "Segmenter", "build", "from_config", "init_weights", "load_generator", "record"]

@@ -1,4 +1,4 @@
-"""Generators of pix2pix / CycleGAN / OMGD, written once for every scale.
+"""Generators of pix2pix / CycleGAN / OMGD, written once for every scale (built by id: vem.models.backbones).
 
 ``unet`` with ``num_downs=8`` and 256^2 inputs is pix2pix's ``unet_256``; with ``num_downs=5`` and 32^2
 inputs it is the embedded suite's U-Net. ``resnet`` with 9 blocks is ``resnet_9blocks``; ``mobile_resnet``
@@ -21,9 +21,11 @@ def norm_layer(kind: str):
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if kind == "instance":
         return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "instance_affine":   # CAT's --norm_affine: per-channel scale |gamma| is what it prunes by
+        return functools.partial(nn.InstanceNorm2d, affine=True, track_running_stats=False)
     if kind == "none":
         return lambda c: nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; choose batch, instance or none")
+    raise ValueError(f"unknown norm {kind!r}; choose batch, instance, instance_affine or none")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -254,40 +256,3 @@ class ResnetGenerator(nn.Module):
             h = b(h)
             outs.append(h)
         return self.head(h), feats + [outs[i] for i in self._taps]
-
-
-# --------------------------------------------------------------------------------------------------
-# registry
-
-
-def build_generator(arch: str, in_nc: int = 3, out_nc: int = 3, ngf: int = 64, norm: str | None = None,
-                    num_downs: int = 8, n_blocks: int = 9, dropout: bool = False,
-                    deep_block: str = "expansion") -> nn.Module:
-    """``arch`` in: unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet.
-
-    Paper names map to: unet_256 = unet(num_downs=8), unet_deepest_256 = unet_deepest(num_downs=8),
-    resnet_9blocks = resnet(n_blocks=9), mobile_resnet_9blocks = mobile_resnet(n_blocks=9).
-    """
-    if ngf < 1:
-        raise ValueError(f"ngf must be >= 1, got {ngf}")
-    if arch in ("unet", "unet_256"):
-        return UnetGenerator(in_nc, out_nc, ngf, num_downs, norm or "batch", dropout)
-    if arch in ("unet_deepest", "unet_deepest_256"):
-        return UnetGenerator(in_nc, out_nc, ngf, num_downs, norm or "batch", dropout, deep=2, deep_block=deep_block)
-    if arch in ("resnet", "resnet_9blocks"):
-        return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm or "instance", dropout)
-    if arch in ("mobile_resnet", "mobile_resnet_9blocks"):
-        return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm or "instance", dropout, mobile=True)
-    if arch == "mobile_deepest_resnet":
-        return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm or "instance", dropout, mobile=True, deepest=True)
-    raise ValueError(f"unknown generator {arch!r}; choose unet, unet_deepest, resnet, mobile_resnet, "
-                     "mobile_deepest_resnet")
-
-
-PAPER_MODELS = {
-    "unet_256": dict(arch="unet", num_downs=8),
-    "unet_deepest_256": dict(arch="unet_deepest", num_downs=8),
-    "resnet_9blocks": dict(arch="resnet", n_blocks=9),
-    "mobile_resnet_9blocks": dict(arch="mobile_resnet", n_blocks=9),
-    "mobile_deepest_resnet": dict(arch="mobile_deepest_resnet", n_blocks=9),
-}

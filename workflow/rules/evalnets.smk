@@ -50,8 +50,8 @@ rule train_segmenter:
 
 rule real_stats:
     input:
-        data=lambda w: data_file(w.task),
-        featnet=lambda w: evalnet_for(w.task),
+        data=lambda w: PLAN.data_file(w.task),
+        featnet=lambda w: PLAN.evalnet(w.task),
     output:
         stats="results/stats/{task}.npz",
         images="results/stats/{task}_real.zip",

@@ -1,8 +1,8 @@
 rule render_table:
     input:
-        metrics=lambda w: table_metrics(int(w.n)),
-        curves=lambda w: table_curves(int(w.n)),
-        quality=lambda w: table_quality(int(w.n)),
+        metrics=lambda w: PLAN.table_metrics(int(w.n)),
+        curves=lambda w: PLAN.table_curves(int(w.n)),
+        quality=lambda w: PLAN.table_quality(int(w.n)),
     output:
         csv="results/table{n}.csv",
         md="results/table{n}.md",

@@ -1,7 +1,7 @@
 rule train_teacher:
     input:
-        data=lambda w: data_file(w.task),
-        evalnet=lambda w: evalnet_for(w.task),
+        data=lambda w: PLAN.data_file(w.task),
+        evalnet=lambda w: PLAN.evalnet(w.task),
     output:
         generator="results/teachers/{task}/{role}/generator.pt",
         curve="results/teachers/{task}/{role}/curve.csv",
@@ -24,37 +24,12 @@ rule train_teacher:
         "--checkpoint-every {params.every} --out {output.generator} --curve {output.curve} > {log} 2>&1"
 
 
-rule omgd_online_teachers:
-    input:
-        data=lambda w: data_file(w.task),
-        evalnet=lambda w: evalnet_for(w.task),
-    output:
-        trajectory="results/teachers/{task}/omgd_online/seed{seed}/trajectory.pt",
-        curve="results/teachers/{task}/omgd_online/seed{seed}/curve.csv",
-    log:
-        "logs/omgd_online_teachers/{task}-seed{seed}.log",
-    benchmark:
-        "results/benchmarks/omgd_online_teachers/{task}-seed{seed}.tsv"
-    conda:
-        "../../envs/vem.yaml"
-    threads: 1
-    params:
-        overrides=OVERRIDES,
-        every=config["checkpoint_every"],
-    message:
-        "Train OMGD's online teachers of {wildcards.task} once for seed {wildcards.seed} (replayed by every add-on)"
-    shell:
-        "python -m vem omgd-teachers --task {wildcards.task} --seed {wildcards.seed} --data {input.data} "
-        "--evalnet {input.evalnet} --threads {threads} --overrides '{params.overrides}' "
-        "--checkpoint-every {params.every} --out {output.trajectory} --curve {output.curve} > {log} 2>&1"
-
-
 rule evaluate_teacher:
     input:
         unpack(real_stats_for),
-        generator=lambda w: teacher_path(w.task, "original"),
-        data=lambda w: data_file(w.task),
-        evalnet=lambda w: evalnet_for(w.task),
+        generator=lambda w: PLAN.teacher_path(w.task),
+        data=lambda w: PLAN.data_file(w.task),
+        evalnet=lambda w: PLAN.evalnet(w.task),
     output:
         metrics="results/teachers/{task}/original/metrics.json",
         images="results/teachers/{task}/original/images.zip",
@@ -68,12 +43,17 @@ rule evaluate_teacher:
     threads: 1
     params:
         stats=real_stats_arg,
+        curve=lambda w: (
+            f"--curve results/teachers/{w.task}/original/curve.csv"
+            if PLAN.teacher_path(w.task).startswith("results/")
+            else ""
+        ),
         overrides=OVERRIDES,
     message:
         "Evaluate the Original model of {wildcards.task} on the test split"
     shell:
         "python -m vem evaluate --task {wildcards.task} --method original --generator {input.generator} "
-        "--data {input.data} --evalnet {input.evalnet} {params.stats} --threads {threads} "
+        "{params.curve} --data {input.data} --evalnet {input.evalnet} {params.stats} --threads {threads} "
         "--overrides '{params.overrides}' --images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"
 
 

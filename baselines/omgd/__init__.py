@@ -1,0 +1,47 @@
+"""OMGD: Online Multi-Granularity Distillation (Ren et al., ICCV 2021), as in bytedance/OMGD.
+
+Stages (the training code is in ``baselines.omgd.train``):
+
+* paired tasks, ``share_teachers: true`` (mini): ``teachers`` (per task and seed: the online wide + deep
+  teachers trained once, their trajectory recorded) -> ``distill`` (every add-on's student replays it);
+* paired tasks, ``share_teachers: false`` (paper): ``distill`` alone (the teachers train inside it);
+* unpaired tasks: ``teacher`` (per task: OMGD's CycleGAN teacher with val-scored snapshots) -> ``distill``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vem.methods import Method, Stage
+from vem.schema import BOOL, FRACTION, NONNEG, POSITIVE, TEACHER, choice, integer, section
+
+
+class OMGD(Method):
+    id = "omgd"
+    title = "OMGD"
+    config_file = Path(__file__).with_name("config.yaml")
+    schema = section({
+        "student_ngf": integer(1), "wide_ngf": integer(1), "deep_ngf": integer(1), "share_teachers": BOOL,
+        "deep_block": choice("expansion", "bottleneck"), "teacher": TEACHER,
+        "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "decay_from": FRACTION, "n_dis": integer(1),
+        "n_share": integer(0), "ndf": integer(1), "n_layers_d": integer(1),
+        "lambda_ssim": NONNEG, "ssim_unit_range": BOOL, "lambda_style": NONNEG, "lambda_feature": NONNEG,
+        "lambda_tv": NONNEG, "lambda_cd": NONNEG, "eval_every": integer(1),
+    }, required=False)
+
+    def stages(self, cfg: dict) -> tuple[Stage, ...]:
+        distill = "distill: the student (SSIM, style, feature, TV and channel distillation from the teachers)"
+        if cfg["kind"] == "unpaired":
+            return (Stage("teacher", "task", help="OMGD's CycleGAN teacher; its val-scored snapshots teach the "
+                                                  "student in phases"),
+                    Stage("distill", "run", ("teacher", "perceptual"), distill))
+        if cfg["omgd"]["share_teachers"]:
+            return (Stage("teachers", "seed", help="the online wide + deep teachers, trained once per seed; "
+                                                   "their outputs are recorded and replayed by every add-on"),
+                    Stage("distill", "run", ("teachers", "perceptual"), distill))
+        return (Stage("distill", "run", ("perceptual",), distill + "; the online teachers train inside it"),)
+
+    def run_stage(self, stage: str, ctx):
+        from . import train
+
+        return {"teacher": train.teacher, "teachers": train.teachers, "distill": train.distill}[stage](ctx)

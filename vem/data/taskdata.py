@@ -1,0 +1,72 @@
+"""A task's prepared data as the training and evaluation code sees it, at either scale.
+
+``open_task_data`` returns :class:`TaskData` for a mini task (the npz of ``prepare-data``, in memory) or
+:class:`vem.data.folders.FolderTaskData` for a paper task (an image index, loaded lazily with the preset's
+augmentation). Both offer ``spec``, ``n(split, side)``, ``tensor(split, side)[idx]`` (float in [-1, 1]),
+``batch_indices(gen, batch, split, side)``, ``real_u8(split, side)`` (the real images as uint8, as
+evaluation sees them) and ``labels(split)`` (what a segmentation metric compares with).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .tasks import TaskSpec, get_task, to_tensor
+
+
+class TaskData:
+    """A prepared mini task (``resources/data/<task>.npz``) as float tensors, with seeded batch sampling."""
+
+    def __init__(self, path, task: str):
+        self.spec: TaskSpec = get_task(task)
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"prepared data {path} does not exist; run the prepare_data rule")
+        try:
+            with np.load(path) as z:
+                self.raw = {k: z[k] for k in z.files}
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"prepared data {path} is unreadable: {type(e).__name__}: {e}") from None
+        need = [f"{s}_{side}" for s in ("train", "val", "test") for side in "AB"]
+        missing = [k for k in need if k not in self.raw]
+        if missing:
+            raise ValueError(f"prepared data {path} lacks arrays {missing}")
+        self._cache: dict = {}
+
+    def tensor(self, split: str, side: str):
+        key = f"{split}_{side}"
+        if key not in self._cache:
+            self._cache[key] = to_tensor(self.raw[key], self.spec, side)
+        return self._cache[key]
+
+    def n(self, split: str, side: str = "A") -> int:
+        return len(self.raw[f"{split}_{side}"])
+
+    def batch_indices(self, gen, batch: int, split="train", side="A"):
+        import torch
+
+        return torch.randint(0, self.n(split, side), (batch,), generator=gen)
+
+    def real_u8(self, split: str, side: str = "B") -> np.ndarray:
+        return self.raw[f"{split}_{side}"]
+
+    def labels(self, split: str) -> np.ndarray:
+        """The label maps of a labels -> image task (its A side)."""
+        if self.spec.backend != "miou_segmenter":
+            raise ValueError(f"task {self.spec.id} has no label maps")
+        return self.raw[f"{split}_A"]
+
+
+def open_task_data(path, task: str, cfg: dict | None = None, seed: int = 0):
+    """A task's prepared data: the npz (mini) or the image index of a real dataset (paper; with the
+    preset's ``data`` augmentation settings)."""
+    spec = get_task(task)
+    if spec.scale == "mini":
+        return TaskData(path, task)
+    from ..config import resolve
+    from .folders import FolderTaskData
+
+    d = (cfg or resolve(task))["data"]
+    return FolderTaskData(path, task, d["load_size"], d["crop_size"], d["flip"], seed)

@@ -1,0 +1,97 @@
+"""The one evaluation path: a generator -> uint8 PNGs in a zip -> the task's metric backend.
+
+Test scores (``evaluate``, ``evaluate_best_on_test``), val curves (``ValScorer``) and real reference
+statistics (``real_stats``) all go through it, at both scales.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from ..metrics.cost import profile
+from ..models import load_generator
+from ..utils import default_device
+from .backends import make_backend
+from .images import generate_u8, write_png_zip
+
+
+class ValScorer:
+    """The task metric on the held-out *val* split (part of train): learning curves, teacher snapshots,
+    selection. The first ``eval.val_images`` val inputs are translated and scored against the real val B
+    images."""
+
+    def __init__(self, data, evalnet_path, cfg: dict):
+        self.data, self.cfg = data, cfg
+        self.backend = make_backend(data.spec, evalnet_path, cfg)
+        self.ref = self.backend.reference(data, "val")
+        self.n = min(cfg["eval"]["val_images"], data.n("val", "A"))
+        self.tmp = tempfile.TemporaryDirectory(prefix="vem-val-")
+
+    def __call__(self, G) -> float:
+        out = Path(self.tmp.name) / "gen.zip"
+        write_png_zip(generate_u8(G, self.data, "val", self.n, self.cfg["eval"]["batch"]), out)
+        return self.backend.score(out, self.ref)[0]
+
+    def better(self, a: float, b: float) -> bool:
+        return self.backend.better(a, b)
+
+
+def real_stats(data, evalnet_path, cfg: dict, out_zip) -> dict:
+    """Reference statistics of the real test-side images (written to ``out_zip`` as the PNGs used)."""
+    backend = make_backend(data.spec, evalnet_path, cfg)
+    if not hasattr(backend, "real_stats"):
+        raise ValueError(f"task {data.spec.id} is scored by {backend.name}: it has no real feature statistics")
+    return backend.real_stats(data, out_zip)
+
+
+def evaluate(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_path=None, backend=None) -> dict:
+    """Every test image generated, quantised, written as PNG, scored; MACs/params; the protocol."""
+    t0 = time.time()
+    backend = backend or make_backend(data.spec, evalnet_path, cfg)
+    ref = backend.reference(data, "test", real_stats_path)
+    G = load_generator(ck).to(default_device())
+    write_png_zip(generate_u8(G, data, "test", batch=cfg["eval"]["batch"]), images_zip)
+    value, proto = backend.score(images_zip, ref)
+    spec = data.spec
+    protocol = {"eval_split": "test", "n_images": data.n("test", "A"), "quantisation": "uint8 PNG before features",
+                **proto}
+    return {"metric": {"name": backend.name, "value": float(value), "higher_is_better": backend.higher_is_better},
+            "cost": profile(G, spec.in_channels, spec.size), "protocol": protocol, "eval_seconds": time.time() - t0}
+
+
+def evaluate_best_on_test(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_path=None,
+                          name="generator") -> dict:
+    """The anchors' selection: every training snapshot (and the final weights) scored on the TEST set,
+    the best one reported. Optimistic by construction; the protocol says so and lists every candidate."""
+    snaps = ck.get("snapshots") or []
+    if not snaps:
+        raise ValueError(f"{name} has no training snapshots; train with --keep-snapshots "
+                         "(config checkpoint_selection: best_on_test) for best-on-test selection")
+    cands = [(int(sn["iter"]), sn["state_dict"]) for sn in snaps]
+    if cands[-1][0] != ck.get("iters"):
+        cands.append((int(ck.get("iters") or -1), ck["state_dict"]))
+    backend = make_backend(data.spec, evalnet_path, cfg)
+    scores, best_it, res = [], None, None
+    images_zip = Path(images_zip)
+    tmp = images_zip.with_name(f".{images_zip.name}.candidate.zip")
+    best_tmp = images_zip.with_name(f".{images_zip.name}.best.zip")
+    try:
+        for it, sd in cands:
+            r = evaluate(dict(ck, state_dict=sd), data, evalnet_path, cfg, tmp, real_stats_path, backend)
+            v = r["metric"]["value"]
+            scores.append({"iter": it, "value": v})
+            if res is None or backend.better(v, res["metric"]["value"]):
+                best_it, res = it, r
+                os.replace(tmp, best_tmp)   # keep the best candidate's images: no second evaluation
+        os.replace(best_tmp, images_zip)
+    finally:
+        tmp.unlink(missing_ok=True)
+        best_tmp.unlink(missing_ok=True)
+    res["protocol"].update(
+        checkpoint_selection=f"best of {len(cands)} training snapshots selected ON THE TEST SET "
+                             f"(anchors' protocol; optimistic): iteration {best_it}",
+        selected_iter=best_it, candidates=scores)
+    return res

@@ -1,0 +1,105 @@
+"""The method contract: a compression method is a short sequence of stages.
+
+A method (one folder under ``baselines/``, registered through the ``vem.methods`` entry-point group)
+declares its stages; the workflow derives every job from that declaration and the command
+``python -m vem stage`` runs one. A stage has a *scope*:
+
+=======  ===============================================================  ====================================
+scope    runs once per                                                    file under results/runs/<task>/<method>/
+=======  ===============================================================  ====================================
+task     task (with the workflow's ``teacher_seed``); shared by every run  ``shared/<stage>.pt``
+seed     (task, seed); shared by every add-on of that seed                ``shared/seed<s>/<stage>.pt``
+run      (task, add-on, lambda_MI, seed)                                  ``<addon>_lam<λ>/seed<s>/<stage>.pt``
+=======  ===============================================================  ====================================
+
+The last stage trains the student and is the only one that takes the MI add-on; its files are
+``student.pt`` and ``curve.csv`` (every other stage writes ``<stage>.pt`` and ``<stage>.csv``: its
+checkpoint and its table - a learning curve, a pruning trace, a search log). ``needs`` names the
+earlier stages whose checkpoints a stage reads, and the shared inputs it uses (``SHARED_INPUTS``); the
+prepared data and the task's evaluation network (val curves) reach every stage.
+
+This module is torch-free: the workflow imports every method's declaration while it builds the DAG.
+The training code of a method is imported by its ``run_stage`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import ClassVar
+
+SCOPES = ("task", "seed", "run")
+SHARED_INPUTS = {
+    "original": "the task's Original (uncompressed) generator, trained or imported",
+    "perceptual": "the perceptual network of the task's scale (mini: PerceptualNet; paper: VGG16)",
+}
+RESERVED = ("student", "curve", "metrics", "images", "samples")   # file names of the final stage and evaluation
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str
+    scope: str
+    needs: tuple[str, ...] = ()
+    help: str = ""
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name) or self.name in RESERVED:
+            raise ValueError(f"stage name {self.name!r} must be a lower-case identifier other than {RESERVED}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"stage {self.name!r}: scope must be one of {SCOPES}, got {self.scope!r}")
+
+
+class Method:
+    """Base class of a compression method. Subclasses set the class attributes and implement
+    :meth:`stages` and :meth:`run_stage` (and :meth:`check` for cross-key rules)."""
+
+    id: ClassVar[str]                 # e.g. "omgd": run folders results/runs/<task>/<id>/...
+    title: ClassVar[str]              # the name tables print, e.g. "OMGD"
+    config_file: ClassVar[Path]       # YAML: {mini|paper: {kinds: {<kind>: section}, tasks: {<task>: delta}}}
+    schema: ClassVar[dict]            # JSON Schema of the resolved section cfg[<id>] (types, ranges, choices)
+
+    def stages(self, cfg: dict) -> tuple[Stage, ...]:
+        """The stages for a resolved configuration (``cfg["kind"]``, ``cfg[<id>]``), in order."""
+        raise NotImplementedError
+
+    def check(self, cfg: dict) -> None:
+        """Rules across keys that the schema cannot say; raise ``vem.schema.ConfigError`` naming the key."""
+
+    def run_stage(self, stage: str, ctx) -> tuple[dict, list[dict]]:
+        """Run one stage (``ctx``: :class:`vem.methods.context.StageContext`); return its checkpoint (a
+        weights-only-loadable dict; the last stage's holds the student as ``backbone`` + ``state_dict``) and
+        its table rows."""
+        raise NotImplementedError
+
+    # ---- derived ------------------------------------------------------------------------------------
+    def checked_stages(self, cfg: dict) -> tuple[Stage, ...]:
+        """:meth:`stages` with the contract's rules checked (names unique, needs resolvable, last = run)."""
+        stages = tuple(self.stages(cfg))
+        if not stages or stages[-1].scope != "run":
+            raise ValueError(f"method {self.id}: the last stage must exist and have scope 'run'")
+        seen: dict[str, Stage] = {}
+        for st in stages:
+            if st.name in seen:
+                raise ValueError(f"method {self.id}: stage {st.name!r} is declared twice")
+            for need in st.needs:
+                if need not in seen and need not in SHARED_INPUTS:
+                    raise ValueError(f"method {self.id}: stage {st.name!r} needs {need!r}, which is neither an "
+                                     f"earlier stage nor one of {sorted(SHARED_INPUTS)}")
+                if need in seen and SCOPES.index(seen[need].scope) > SCOPES.index(st.scope):
+                    raise ValueError(f"method {self.id}: stage {st.name!r} (scope {st.scope}) cannot need "
+                                     f"{need!r}, which runs per {seen[need].scope}")
+            seen[st.name] = st
+        return stages
+
+    def stage(self, cfg: dict, name: str) -> Stage:
+        stages = self.checked_stages(cfg)
+        for st in stages:
+            if st.name == name:
+                return st
+        raise ValueError(f"method {self.id} has no stage {name!r} for task {cfg['task']}; "
+                         f"its stages: {[s.name for s in stages]}")
+
+    def final(self, cfg: dict) -> Stage:
+        return self.checked_stages(cfg)[-1]

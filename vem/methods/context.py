@@ -1,0 +1,75 @@
+"""What a stage is given when it runs (job time; imports torch): :class:`StageContext`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .base import Stage
+
+
+@dataclasses.dataclass
+class StageContext:
+    """One stage of one method on one task.
+
+    ``cfg`` is the resolved configuration (``cfg[method]`` is the method's section), ``data`` the task's
+    prepared data, ``inputs`` the checkpoints of the stages and shared inputs the stage ``needs`` (by
+    name), ``evalnet`` the file of the task's metric network (val curves). ``addon`` / ``lambda_mi`` are set
+    for the final stage only (``lambda_mi`` None = the configured default). ``keep_snapshots``: keep the
+    student's weights at every curve point (best-on-test selection).
+    """
+
+    cfg: dict
+    method: str
+    stage: Stage
+    data: object
+    seed: int
+    inputs: dict[str, Path]
+    evalnet: Path
+    addon: str = "none"
+    lambda_mi: float | None = None
+    resumer: object = None
+    keep_snapshots: bool = False
+
+    @property
+    def spec(self):
+        return self.data.spec
+
+    @property
+    def section(self) -> dict:
+        return self.cfg[self.method]
+
+    def load(self, name: str) -> dict:
+        """The checkpoint of an input the stage needs."""
+        from ..utils import load_checkpoint
+
+        if name not in self.inputs:
+            raise ValueError(f"stage {self.stage.name} of {self.method} needs the input {name!r} "
+                             f"(python -m vem stage ... --input {name}=PATH)")
+        return load_checkpoint(self.inputs[name])
+
+    def perceptual(self):
+        from ..models.evalnets import load_perceptual
+
+        if "perceptual" not in self.inputs:
+            raise ValueError(f"stage {self.stage.name} of {self.method} needs --input perceptual=PATH")
+        return load_perceptual(self.inputs["perceptual"], self.spec.scale)
+
+    def scorer(self):
+        """A new scorer of the held-out val metric (call it where the stage's RNG order expects it)."""
+        from ..eval import ValScorer
+
+        return ValScorer(self.data, self.evalnet, self.cfg)
+
+    def build_addon(self, channels: int, image_size: int, n_data: int, t_channels: int | None = None):
+        from ..config import addon_kwargs
+        from ..mi import build_addon
+
+        return build_addon(self.addon, channels=channels, t_channels=t_channels or channels, image_size=image_size,
+                           n_data=n_data, **addon_kwargs(self.cfg, self.addon, self.lambda_mi))
+
+    def loop(self, desc: str, total: int, state: dict, rng, **kw):
+        """A :class:`vem.train.Loop` that saves to and resumes from this stage's resume file."""
+        from ..train import Loop
+
+        return Loop(desc, total, state, rng, resumer=self.resumer, **kw)

@@ -1,0 +1,116 @@
+"""Generator backbones by id, and checkpoints that rebuild their generator from the record alone.
+
+A *record* is ``{"backbone": <id>, "kwargs": {every constructor argument, defaults filled in}}``: a
+pruned student with per-layer widths is as rebuildable as an unpruned one.
+Checkpoints hold ``{"generator": record, "state_dict": ...}``. Adding a backbone = its module + one
+``BACKBONES`` line.
+
+Paper names: ``unet_256`` = unet(num_downs=8), ``unet_deepest_256`` = unet_deepest(num_downs=8),
+``resnet_9blocks`` = resnet(n_blocks=9), ``mobile_resnet_9blocks`` = mobile_resnet(n_blocks=9).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from .generators import ResnetGenerator, UnetGenerator
+
+
+def unet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, num_downs: int = 8, norm: str = "batch",
+         dropout: bool = False) -> nn.Module:
+    return UnetGenerator(in_nc, out_nc, ngf, num_downs, norm, dropout)
+
+
+def unet_deepest(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, num_downs: int = 8, norm: str = "batch",
+                 dropout: bool = False, deep_block: str = "expansion") -> nn.Module:
+    return UnetGenerator(in_nc, out_nc, ngf, num_downs, norm, dropout, deep=2, deep_block=deep_block)
+
+
+def resnet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance",
+           dropout: bool = False) -> nn.Module:
+    return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm, dropout)
+
+
+def mobile_resnet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance",
+                  dropout: bool = False) -> nn.Module:
+    return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm, dropout, mobile=True)
+
+
+def mobile_deepest_resnet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance",
+                          dropout: bool = False) -> nn.Module:
+    return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm, dropout, mobile=True, deepest=True)
+
+
+BACKBONES = {f.__name__: f for f in (unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet)}
+
+PAPER_MODELS = {
+    "unet_256": ("unet", {"num_downs": 8}),
+    "unet_deepest_256": ("unet_deepest", {"num_downs": 8}),
+    "resnet_9blocks": ("resnet", {"n_blocks": 9}),
+    "mobile_resnet_9blocks": ("mobile_resnet", {"n_blocks": 9}),
+    "mobile_deepest_resnet": ("mobile_deepest_resnet", {"n_blocks": 9}),
+}
+
+
+def _factory(name: str):
+    if name not in BACKBONES:
+        raise ValueError(f"unknown generator backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def record(name: str, **kwargs) -> dict:
+    """The complete record of a generator: unknown arguments raise, defaults are written out."""
+    sig = inspect.signature(_factory(name))
+    unknown = sorted(set(kwargs) - set(sig.parameters))
+    if unknown:
+        raise ValueError(f"backbone {name!r} takes no argument(s) {unknown}; it takes {list(sig.parameters)}")
+    bound = sig.bind(**kwargs)
+    bound.apply_defaults()
+    kw = {k: list(v) if isinstance(v, tuple) else v for k, v in bound.arguments.items()}
+    if kw.get("ngf", 1) < 1:
+        raise ValueError(f"ngf must be >= 1, got {kw['ngf']}")
+    return {"backbone": name, "kwargs": kw}
+
+
+def from_config(section: dict, in_nc: int, out_nc: int, **changes) -> dict:
+    """The record of the generator a config section describes (``arch`` + the keys its backbone takes,
+    e.g. ngf/norm/num_downs/n_blocks); ``changes`` replace values (a student's width, another arch)."""
+    values = {**section, **changes}
+    name = values.pop("arch")
+    params = inspect.signature(_factory(name)).parameters
+    kw = {k: v for k, v in values.items() if k in params}
+    return record(name, **{**kw, "in_nc": in_nc, "out_nc": out_nc})
+
+
+def build(rec: dict) -> nn.Module:
+    return _factory(rec["backbone"])(**rec["kwargs"])
+
+
+def load_generator(ck: dict, state_dict=None) -> nn.Module:
+    """The generator of a checkpoint ``{"generator": record, "state_dict": ...}`` (or of another state dict)."""
+    rec = ck.get("generator")
+    if not isinstance(rec, dict) or "backbone" not in rec:
+        raise ValueError("checkpoint holds no generator record (backbone + kwargs)")
+    G = build(rec)
+    G.load_state_dict(ck["state_dict"] if state_dict is None else state_dict)
+    return G
+
+
+def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
+    """pix2pix/CycleGAN's ``init_weights`` (also CAT's, OMGD's): conv/linear weights N(0, gain), biases 0;
+    BatchNorm weights N(1, gain), biases 0; other norms keep PyTorch's (1, 0). ``kind='default'``: unchanged."""
+    if kind == "default":
+        return net
+    if kind != "normal":
+        raise ValueError(f"unknown init {kind!r}; choose normal or default")
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net

@@ -1,0 +1,216 @@
+"""The workflow's plan: which jobs a table needs and which files each job reads and writes (torch-free).
+
+The Snakefile builds one :class:`Plan` from its configuration. Building it resolves and checks every
+(task, method) configuration with the overrides, the same way every job will, so a value a job would
+reject fails ``snakemake -n``. Every job derives from the registered methods' stage declarations
+(``vem.methods``): no method is named here.
+
+Files of a method on a task (``results/runs/<task>/<method>/``)::
+
+    shared/<stage>.pt|.csv                  scope "task" (teacher_seed)
+    shared/seed<s>/<stage>.pt|.csv          scope "seed"
+    <addon>_lam<λ>/seed<s>/<stage>.pt|.csv  scope "run", before the last stage
+    <addon>_lam<λ>/seed<s>/student.pt       the last stage (+ curve.csv), then metrics.json, images.zip, samples.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from .config import ConfigError, method_kinds, resolve
+from .data.tasks import get_task
+from .methods import get_method, method_ids
+from .mi.options import ADDON_IDS
+
+VARIANT = r"shared(/seed\d+)?|(" + "|".join(ADDON_IDS) + r")_lam[0-9.]+/seed\d+"
+TABLE_KINDS = {1: "paired", 2: "unpaired"}
+
+
+def lam_str(x) -> str:
+    return f"{float(x):g}"
+
+
+def parse_variant(variant: str) -> tuple[str, str | None, str | None, int | None]:
+    """``shared`` / ``shared/seed3`` / ``vem_lam0.1/seed3`` -> (scope, addon, lambda string, seed)."""
+    if variant == "shared":
+        return "task", None, None, None
+    m = re.fullmatch(r"shared/seed(\d+)", variant)
+    if m:
+        return "seed", None, None, int(m.group(1))
+    m = re.fullmatch(r"([a-z]+)_lam([0-9.]+)/seed(\d+)", variant)
+    if not m:
+        raise ValueError(f"not a run variant: {variant!r}")
+    return "run", m.group(1), m.group(2), int(m.group(3))
+
+
+class Plan:
+    def __init__(self, config: dict):
+        self.config = config
+        self.tasks = list(config["tasks"])
+        scales = {get_task(t).scale for t in self.tasks}
+        if len(scales) > 1:
+            raise ConfigError(f"tasks mix scales {sorted(scales)}; mini and paper numbers never share a run")
+        self.scale = scales.pop()
+        self.methods = self._methods(config["methods"])
+        self.overrides = config.get("overrides") or {}
+        self.cfg = {t: resolve(t, self.overrides) for t in self.tasks}
+        self.mcfg = {(t, m): resolve(t, self.overrides, m) for m in self.methods for t in self.method_tasks(m)}
+        if 5 in config["tables"] and config["sweep_task"] not in self.tasks:
+            raise ConfigError(f"sweep_task {config['sweep_task']!r} is not among tasks {self.tasks}")
+
+    def _methods(self, methods) -> dict[str, list[str]]:
+        """``methods``: a list (each method on every configured task of a kind it runs on) or a mapping
+        ``{method: [tasks] | all}``."""
+        known = method_ids()
+        if isinstance(methods, list):
+            methods = {m: "all" for m in methods}
+        out = {}
+        for m, tasks in methods.items():
+            if m not in known:
+                raise ConfigError(f"unknown method {m!r}; registered: {', '.join(known) or 'none'}")
+            kinds = method_kinds(m, self.scale)
+            if tasks == "all":
+                out[m] = [t for t in self.tasks if get_task(t).kind in kinds]
+                continue
+            for t in tasks:
+                if t not in self.tasks:
+                    raise ConfigError(f"methods.{m}: task {t!r} is not among tasks {self.tasks}")
+                if get_task(t).kind not in kinds:
+                    raise ConfigError(f"methods.{m}: {m} does not run on {get_task(t).kind} tasks such as {t}")
+            out[m] = list(tasks)
+        return out
+
+    # ---- configuration -------------------------------------------------------------------------------
+    def method_tasks(self, method: str) -> list[str]:
+        return self.methods[method]
+
+    def stages(self, task: str, method: str):
+        if (task, method) not in self.mcfg:
+            raise ValueError(f"method {method} does not run on {task} in this configuration "
+                             f"(it runs on: {', '.join(self.methods.get(method, [])) or 'nothing'})")
+        return get_method(method).checked_stages(self.mcfg[(task, method)])
+
+    def default_lambda(self, task: str) -> float:
+        return self.cfg[task]["addon"]["lambda_mi"]
+
+    def overrides_json(self) -> str:
+        return json.dumps(self.overrides, sort_keys=True)
+
+    # ---- files --------------------------------------------------------------------------------------
+    def data_file(self, task: str) -> str:
+        """Prepared task data: the npz of a mini task, the image index of a paper task."""
+        return f"resources/data/{task}.{'json' if get_task(task).scale == 'paper' else 'npz'}"
+
+    def evalnet(self, task: str) -> str:
+        """The network that scores a task (mini: trained in the DAG; paper: weights from their rule)."""
+        from .data.paper_datasets import FID_WEIGHTS, weights_file
+
+        backend = get_task(task).backend
+        if backend == "fid_inception":
+            return weights_file(FID_WEIGHTS[self.cfg[task]["eval"]["fid_mode"]])
+        return {"miou_drn": weights_file("drn_d_105_cityscapes"), "miou_segmenter": "results/evalnets/segmenter.pt",
+                "fd_fmnist": "results/evalnets/feature.pt"}[backend]
+
+    def perceptual(self, task: str) -> str:
+        from .data.paper_datasets import weights_file
+
+        return weights_file("vgg16") if self.scale == "paper" else "results/evalnets/perceptual.pt"
+
+    def teacher_path(self, task: str, role: str = "original") -> str:
+        """A trained teacher, or a released one imported by the import_teacher rule (teachers.<role>.source)."""
+        source = self.cfg[task]["teachers"][role].get("source", "train")
+        if source == "train":
+            return f"results/teachers/{task}/{role}/generator.pt"
+        return f"resources/teachers/{source}/generator.pt"
+
+    def needs_real_stats(self, task: str) -> bool:
+        return get_task(task).backend in ("fd_fmnist", "fid_inception")
+
+    def variant(self, scope: str, seed: int | None = None, addon: str | None = None, lam=None) -> str:
+        if scope == "task":
+            return "shared"
+        if scope == "seed":
+            return f"shared/seed{seed}"
+        return f"{addon}_lam{'0' if addon == 'none' else lam_str(lam)}/seed{seed}"
+
+    def run_dir(self, task, method, addon, lam, seed) -> str:
+        return f"results/runs/{task}/{method}/{self.variant('run', seed, addon, lam)}"
+
+    def stage_file(self, task: str, method: str, stage, variant: str) -> str:
+        final = stage == self.stages(task, method)[-1]
+        return f"results/runs/{task}/{method}/{variant}/{'student' if final else stage.name}.pt"
+
+    def stage_inputs(self, task: str, method: str, stage_name: str, variant: str) -> dict[str, str]:
+        """The files a stage job reads: data, the evaluation network, and what it ``needs``."""
+        stages = {s.name: s for s in self.stages(task, method)}
+        if stage_name not in stages:
+            raise ValueError(f"method {method} has no stage {stage_name!r} on {task}; it has {sorted(stages)}")
+        stage = stages[stage_name]
+        scope, addon, lam, seed = parse_variant(variant)
+        if scope != stage.scope:
+            raise ValueError(f"stage {stage_name} of {method} has scope {stage.scope}, not {scope} ({variant})")
+        seed = self.config["teacher_seed"] if seed is None else seed
+        out = {"data": self.data_file(task), "evalnet": self.evalnet(task)}
+        for need in stage.needs:
+            if need == "original":
+                out[need] = self.teacher_path(task)
+            elif need == "perceptual":
+                out[need] = self.perceptual(task)
+            else:
+                dep = stages[need]
+                out[need] = self.stage_file(task, method, dep, self.variant(dep.scope, seed, addon, lam))
+        return out
+
+    def stage_args(self, task: str, method: str, stage_name: str, variant: str) -> str:
+        scope, _, _, seed = parse_variant(variant)
+        seed = self.config["teacher_seed"] if seed is None else seed
+        needs = {k: v for k, v in self.stage_inputs(task, method, stage_name, variant).items()
+                 if k not in ("data", "evalnet")}
+        return " ".join([f"--stage {stage_name} --seed {seed}", *(f"--input {k}={v}" for k, v in needs.items())])
+
+    # ---- tables --------------------------------------------------------------------------------------
+    def table_tasks(self, n: int) -> list[str]:
+        if n == 5:
+            return [self.config["sweep_task"]]
+        return [t for t in self.tasks if n == 4 or get_task(t).kind == TABLE_KINDS[n]]
+
+    def original_metrics(self, task: str) -> str:
+        return f"results/teachers/{task}/original/metrics.json"
+
+    def table_metrics(self, n: int) -> list[str]:
+        """Every metrics.json a table needs (its rows x seeds)."""
+        out = []
+        for task in self.table_tasks(n):
+            if n in (1, 2):
+                out.append(self.original_metrics(task))
+            for method, tasks in self.methods.items():
+                if task not in tasks:
+                    continue
+                for addon in [a for a in self.config["addons"] if n != 5 or a in ("none", "vem")]:
+                    lams = [self.default_lambda(task)]
+                    if n == 5 and addon == "vem":
+                        lams = self.config["lambda_mi_sweep"] or lams
+                    for lam in lams:
+                        for seed in self.config["seeds"]:
+                            out.append(os.path.join(self.run_dir(task, method, addon, lam, seed), "metrics.json"))
+        return out
+
+    def table_curves(self, n: int) -> list[str]:
+        """Learning curves of the trained runs (an imported teacher has none)."""
+        out = []
+        for m in self.table_metrics(n):
+            task = m.split("/")[2]
+            if m == self.original_metrics(task) and self.teacher_path(task).startswith("resources/"):
+                continue
+            out.append(m.replace("metrics.json", "curve.csv"))
+        return out
+
+    def table_quality(self, n: int) -> list[str]:
+        if self.scale == "paper":
+            return []
+        out = ["results/evalnets/feature.json"]
+        if any(get_task(t).backend == "miou_segmenter" for t in self.table_tasks(n)):
+            out.append("results/evalnets/segmenter.json")
+        return out

@@ -1,0 +1,98 @@
+"""Validation of resolved configurations with JSON Schema, reduced to one line naming the key and the value.
+
+Torch-free on purpose: the workflow validates every run's configuration with these schemas while it
+builds the DAG, and the jobs run the same checks when they resolve their configuration. Reusable
+fragments for the sections several methods share (a GAN teacher recipe, the architecture keys) live here.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range (one line naming the key)."""
+
+
+# ---- fragments ---------------------------------------------------------------------------------------
+def integer(minimum: int | None = None, nullable: bool = False) -> dict:
+    s: dict = {"type": ["integer", "null"] if nullable else "integer"}
+    if minimum is not None:
+        s["minimum"] = minimum
+    return s
+
+
+def number(minimum: float | None = None, exclusive_minimum: float | None = None, maximum: float | None = None,
+           exclusive_maximum: float | None = None) -> dict:
+    s: dict = {"type": "number"}
+    for k, v in (("minimum", minimum), ("exclusiveMinimum", exclusive_minimum), ("maximum", maximum),
+                 ("exclusiveMaximum", exclusive_maximum)):
+        if v is not None:
+            s[k] = v
+    return s
+
+
+def choice(*values) -> dict:
+    return {"enum": list(values)}
+
+
+def section(properties: dict, required: bool = True) -> dict:
+    """An object with exactly these keys (all required by default)."""
+    return {"type": "object", "additionalProperties": False, "properties": properties,
+            **({"required": sorted(properties)} if required else {})}
+
+
+BOOL = {"type": "boolean"}
+POSITIVE = number(exclusive_minimum=0)
+NONNEG = number(minimum=0)
+FRACTION = number(minimum=0, maximum=1)
+NORMS = ("batch", "instance", "instance_affine", "none")
+
+# a GAN teacher trained from scratch by vem.train.gan (pix2pix on paired tasks, CycleGAN on unpaired ones)
+TEACHER = section({
+    "source": {"type": "string", "pattern": r"^(train|[a-z_]+/[a-z_]+/[a-z0-9_-]+)$"},
+    "arch": {"type": "string"}, "ngf": integer(1), "num_downs": integer(5), "n_blocks": integer(1),
+    "norm": choice(*NORMS), "init": choice("default", "normal"),
+    "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "decay_from": FRACTION,
+    "gan_mode": choice("lsgan", "hinge", "vanilla"), "lambda_rec": NONNEG, "lambda_idt": NONNEG,
+    "ndf": integer(1), "n_layers_d": integer(1), "norm_d": choice(*NORMS), "pool_size": integer(0),
+    "snapshot_every": integer(1),
+}, required=False)
+
+
+# ---- checking ------------------------------------------------------------------------------------------
+def _rule(err) -> str:
+    v, s = err.validator, err.validator_value
+    return {"minimum": f"be >= {s}", "exclusiveMinimum": f"be > {s}", "maximum": f"be <= {s}",
+            "exclusiveMaximum": f"be < {s}", "enum": f"be one of {s}", "type": f"be of type {s}",
+            "pattern": f"match {s}", "required": "be given", "additionalProperties": "be a known key",
+            "minItems": f"have >= {s} items", "maxItems": f"have <= {s} items"}.get(v, err.message)
+
+
+def check(instance: dict, schema: dict, where: str = "") -> None:
+    """Raise :class:`ConfigError` for the first violation, e.g. ``omgd.n_dis must be >= 1, got 0``."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:
+        _check_finite(instance, where)
+        return
+    err = errors[0]
+    path = [str(p) for p in err.absolute_path]
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        raise ConfigError(f"unknown config key {'.'.join([where] * bool(where) + path + extra[:1])!r}")
+    if err.validator == "required":
+        raise ConfigError(f"config section {'.'.join([where] * bool(where) + path) or 'root'!r}: {err.message}")
+    key = ".".join([where] * bool(where) + path)
+    raise ConfigError(f"{key} must {_rule(err)}, got {err.instance!r}")
+
+
+def _check_finite(value, where: str) -> None:
+    """NaN and infinities pass JSON Schema's range keywords; no configuration value may be one."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")

@@ -1,0 +1,187 @@
+"""GAN training recipes shared by the Original teachers and the methods' own teachers.
+
+``train_teacher(t, data, seed, make_scorer, resumer)`` trains the generator a teacher section ``t`` of the
+configuration describes (``arch`` + widths, ``init``, the recipe: iterations, batch, lr and its linear
+decay, GAN mode, reconstruction / identity weights, discriminator, image pool, ``snapshot_every``):
+pix2pix (G + conditional PatchGAN, GAN loss + L1 to the ground truth) on paired tasks, CycleGAN (G_A, G_B,
+D_A, D_B, cycle + identity losses, image pools) on unpaired ones. The checkpoint holds the final generator
+(A -> B) and a snapshot of it with its held-out val metric every ``snapshot_every`` iterations; with
+``keep_discriminator`` the snapshots (and the checkpoint) also hold the discriminator that judges its
+outputs (D of pix2pix, D_A of CycleGAN), for methods that start their own from it (CAT).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import torch
+import torch.nn.functional as F
+
+from ..losses import gan_loss
+from ..models import NLayerDiscriminator, build, from_config, init_weights
+from ..utils import seed_all
+from .loop import Loop, check_finite, snapshot_weights
+
+
+def linear_decay(opt, total: int, decay_from: float):
+    """Constant lr for ``decay_from * total`` iterations, then linear decay to 0 (pix2pix 'linear')."""
+    start = int(total * decay_from)
+
+    def factor(it):
+        if it < start or total <= start:
+            return 1.0
+        return max(0.0, 1.0 - (it - start) / max(1, total - start))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+class ImagePool:
+    """CycleGAN's history of generated images (size 0 = pass-through), driven by a seeded RNG."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.images, self.rng = size, [], random.Random(seed)
+
+    def state_dict(self) -> dict:
+        from ..resume import py_random_state
+
+        return {"images": list(self.images), "rng": py_random_state(self.rng)}
+
+    def load_state_dict(self, st: dict) -> None:
+        from ..resume import set_py_random_state
+
+        self.images = list(st["images"])
+        set_py_random_state(st["rng"], self.rng)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for im in images.detach():
+            im = im.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(im)
+                out.append(im)
+            elif self.rng.random() > 0.5:
+                j = self.rng.randrange(self.size)
+                out.append(self.images[j].clone())
+                self.images[j] = im
+            else:
+                out.append(im)
+        return torch.cat(out)
+
+
+def discriminator_record(t: dict, in_nc: int) -> dict:
+    return {"in_nc": in_nc, "ndf": t["ndf"], "n_layers": t["n_layers_d"], "norm": t["norm_d"]}
+
+
+def build_discriminator(rec: dict, init: str = "default") -> NLayerDiscriminator:
+    return init_weights(NLayerDiscriminator(**rec), init)
+
+
+def train_teacher(t: dict, data, seed: int, make_scorer, resumer=None, keep_discriminator: bool = False,
+                  desc: str = "teacher") -> tuple[dict, list]:
+    """``make_scorer()`` builds the val scorer (called where the recipe's RNG order expects it)."""
+    seed_all(seed)
+    spec = data.spec
+    gen_rec = from_config(t, spec.in_channels, spec.out_channels)
+    if spec.kind == "paired":
+        return _pix2pix(t, gen_rec, data, seed, make_scorer, resumer, keep_discriminator, desc)
+    if spec.in_channels != spec.out_channels:
+        raise ValueError(f"CycleGAN needs equal channels on both sides, task {spec.id} has "
+                         f"{spec.in_channels} -> {spec.out_channels}")
+    return _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_discriminator, desc)
+
+
+def _finish(G, gen_rec, D, d_rec, res, keep_discriminator) -> tuple[dict, list]:
+    ck = {"generator": gen_rec, "state_dict": G.state_dict(), "snapshots": res.snapshots,
+          "resumed_from": res.resumed_from}
+    if keep_discriminator:
+        ck["discriminator"] = {"kwargs": d_rec, "state_dict": D.state_dict()}
+    return ck, res.curve
+
+
+def _pix2pix(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
+    spec = data.spec
+    G = init_weights(build(gen_rec), t["init"])
+    d_rec = discriminator_record(t, spec.in_channels + spec.out_channels)
+    D = build_discriminator(d_rec, t["init"])
+    opt_g = torch.optim.Adam(G.parameters(), lr=t["lr"], betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=t["lr"], betas=(0.5, 0.999))
+    scheds = [linear_decay(o, t["iters"], t["decay_from"]) for o in (opt_g, opt_d)]
+    xa, xb = data.tensor("train", "A"), data.tensor("train", "B")
+    gen = torch.Generator().manual_seed(seed)
+    scorer = make_scorer()
+    mode = t["gan_mode"]
+
+    def step(it):
+        idx = data.batch_indices(gen, t["batch"])
+        a, b = xa[idx], xb[idx]
+        fake = G(a)
+        loss_d = 0.5 * (gan_loss(D(torch.cat([a, fake.detach()], 1)), False, mode)
+                        + gan_loss(D(torch.cat([a, b], 1)), True, mode))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = (gan_loss(D(torch.cat([a, fake], 1)), True, mode, for_discriminator=False)
+                  + t["lambda_rec"] * F.l1_loss(fake, b))
+        check_finite(loss_g, "pix2pix generator loss", it)
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        for s in scheds:
+            s.step()
+
+    snap = snapshot_weights(state_dict=G, **({"d_state_dict": D} if keep_d else {}))
+    loop = Loop(f"pix2pix {desc} {spec.id}", t["iters"], {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d,
+                "sched_g": scheds[0], "sched_d": scheds[1]}, gen, resumer=resumer, eval_every=t["snapshot_every"],
+                score=lambda: {"val": scorer(G)}, snapshot=snap)
+    return _finish(G, gen_rec, D, d_rec, loop.run(step), keep_d)
+
+
+def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
+    G_A, G_B = init_weights(build(gen_rec), t["init"]), init_weights(build(gen_rec), t["init"])
+    d_rec = discriminator_record(t, data.spec.out_channels)
+    D_A, D_B = build_discriminator(d_rec, t["init"]), build_discriminator(d_rec, t["init"])
+    opt_g = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), lr=t["lr"], betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), lr=t["lr"], betas=(0.5, 0.999))
+    scheds = [linear_decay(o, t["iters"], t["decay_from"]) for o in (opt_g, opt_d)]
+    xa, xb = data.tensor("train", "A"), data.tensor("train", "B")
+    gen = torch.Generator().manual_seed(seed)
+    pool_a, pool_b = ImagePool(t["pool_size"], seed), ImagePool(t["pool_size"], seed + 1)
+    scorer = make_scorer()
+    lam, lam_idt, mode = t["lambda_rec"], t["lambda_idt"], t["gan_mode"]
+    d_params = list(itertools.chain(D_A.parameters(), D_B.parameters()))
+
+    def step(it):
+        a = xa[data.batch_indices(gen, t["batch"], side="A")]
+        b = xb[data.batch_indices(gen, t["batch"], side="B")]
+        fake_b, fake_a = G_A(a), G_B(b)
+        rec_a, rec_b = G_B(fake_b), G_A(fake_a)
+        loss_g = (gan_loss(D_A(fake_b), True, mode, False) + gan_loss(D_B(fake_a), True, mode, False)
+                  + lam * (F.l1_loss(rec_a, a) + F.l1_loss(rec_b, b)))
+        if lam_idt > 0:
+            loss_g = loss_g + lam * lam_idt * (F.l1_loss(G_A(b), b) + F.l1_loss(G_B(a), a))
+        check_finite(loss_g, "CycleGAN generator loss", it)
+        for p in d_params:
+            p.requires_grad_(False)
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        for p in d_params:
+            p.requires_grad_(True)
+        fb, fa = pool_b.query(fake_b), pool_a.query(fake_a)
+        loss_d = 0.5 * (gan_loss(D_A(b), True, mode) + gan_loss(D_A(fb.detach()), False, mode)
+                        + gan_loss(D_B(a), True, mode) + gan_loss(D_B(fa.detach()), False, mode))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        for s in scheds:
+            s.step()
+
+    snap = snapshot_weights(state_dict=G_A, **({"d_state_dict": D_A} if keep_d else {}))
+    state = {"G_A": G_A, "G_B": G_B, "D_A": D_A, "D_B": D_B, "opt_g": opt_g, "opt_d": opt_d, "sched_g": scheds[0],
+             "sched_d": scheds[1], "pool_a": pool_a, "pool_b": pool_b}
+    loop = Loop(f"CycleGAN {desc} {data.spec.id}", t["iters"], state, gen, resumer=resumer,
+                eval_every=t["snapshot_every"], score=lambda: {"val": scorer(G_A)}, snapshot=snap)
+    return _finish(G_A, gen_rec, D_A, d_rec, loop.run(step), keep_d)

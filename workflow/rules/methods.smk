@@ -1,0 +1,95 @@
+# Every compression method's stages, as declared by the method (vem.methods; `python -m vem methods`):
+# method_stage runs the shared and intermediate stages, compress the last stage (the student, with the
+# MI add-on), evaluate_run scores the student on the test split.
+
+
+rule method_stage:
+    input:
+        unpack(lambda w: PLAN.stage_inputs(w.task, w.method, w.stage, w.variant)),
+    output:
+        ckpt="results/runs/{task}/{method}/{variant}/{stage}.pt",
+        table="results/runs/{task}/{method}/{variant}/{stage}.csv",
+    log:
+        "logs/method_stage/{task}/{method}/{variant}/{stage}.log",
+    benchmark:
+        "results/benchmarks/method_stage/{task}/{method}/{variant}/{stage}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    threads: 1
+    params:
+        args=lambda w: PLAN.stage_args(w.task, w.method, w.stage, w.variant),
+        overrides=OVERRIDES,
+        every=config["checkpoint_every"],
+    message:
+        "{wildcards.method} stage {wildcards.stage} on {wildcards.task} ({wildcards.variant})"
+    shell:
+        "python -m vem stage --task {wildcards.task} --method {wildcards.method} {params.args} "
+        "--data {input.data} --evalnet {input.evalnet} --threads {threads} --overrides '{params.overrides}' "
+        "--checkpoint-every {params.every} --out {output.ckpt} --table {output.table} > {log} 2>&1"
+
+
+rule compress:
+    input:
+        unpack(
+            lambda w: PLAN.stage_inputs(
+                w.task, w.method, final_stage(w), run_variant(w)
+            )
+        ),
+    output:
+        student="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/student.pt",
+        curve="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/curve.csv",
+    log:
+        "logs/compress/{task}/{method}-{addon}-lam{lam}-seed{seed}.log",
+    benchmark:
+        "results/benchmarks/compress/{task}/{method}-{addon}-lam{lam}-seed{seed}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    threads: 1
+    params:
+        args=lambda w: PLAN.stage_args(w.task, w.method, final_stage(w), run_variant(w)),
+        lam=lambda w: "" if w.addon == "none" else f"--lambda-mi {w.lam}",
+        overrides=OVERRIDES,
+        every=config["checkpoint_every"],
+        snapshots=(
+            "--keep-snapshots"
+            if config["checkpoint_selection"] == "best_on_test"
+            else ""
+        ),
+    message:
+        "Compress {wildcards.task} with {wildcards.method} + {wildcards.addon} (lambda {wildcards.lam}), seed {wildcards.seed}"
+    shell:
+        "python -m vem stage --task {wildcards.task} --method {wildcards.method} {params.args} "
+        "--addon {wildcards.addon} {params.lam} --data {input.data} --evalnet {input.evalnet} --threads {threads} "
+        "--overrides '{params.overrides}' --checkpoint-every {params.every} {params.snapshots} "
+        "--out {output.student} --table {output.curve} > {log} 2>&1"
+
+
+rule evaluate_run:
+    input:
+        unpack(real_stats_for),
+        generator=rules.compress.output.student,
+        curve=rules.compress.output.curve,
+        data=lambda w: PLAN.data_file(w.task),
+        evalnet=lambda w: PLAN.evalnet(w.task),
+    output:
+        metrics="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/metrics.json",
+        images="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/images.zip",
+        samples="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/samples.png",
+    log:
+        "logs/evaluate_run/{task}/{method}-{addon}-lam{lam}-seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate_run/{task}/{method}-{addon}-lam{lam}-seed{seed}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    threads: 1
+    params:
+        stats=real_stats_arg,
+        selection=config["checkpoint_selection"],
+        overrides=OVERRIDES,
+    message:
+        "Evaluate {wildcards.task} {wildcards.method} + {wildcards.addon} seed {wildcards.seed} on the test split"
+    shell:
+        "python -m vem evaluate --task {wildcards.task} --method {wildcards.method} --addon {wildcards.addon} "
+        "--generator {input.generator} --curve {input.curve} --data {input.data} --evalnet {input.evalnet} "
+        "{params.stats} --threads {threads} --selection {params.selection} --overrides '{params.overrides}' "
+        "--images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"
