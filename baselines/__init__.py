@@ -4,8 +4,9 @@ This mapping is the ``vem.methods`` entry point of the project (``pyproject.toml
 its folder (declaration in ``__init__.py``, training code, ``config.yaml``) and one line below.
 """
 
+from .cat import CAT
 from .omgd import OMGD
 
-METHODS = {"omgd": OMGD}
+METHODS = {"omgd": OMGD, "cat": CAT}
 
 __all__ = ["METHODS"]

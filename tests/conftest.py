@@ -99,3 +99,28 @@ def stage_context(method, stage, task, data_path, overrides, seed, inputs, evaln
                         data=open_task_data(data_path, task, cfg, seed), seed=seed,
                         inputs={k: Path(v) for k, v in inputs.items()}, evalnet=Path(evalnet), addon=addon,
                         lambda_mi=lambda_mi, resumer=resumer, keep_snapshots=keep_snapshots)
+
+
+def interrupt(cmd, resume_file, how, min_iter=12):
+    """Start ``cmd``, wait until it has saved a resume state at >= ``min_iter``, then kill -9 or SIGTERM it."""
+    import signal
+    import subprocess
+    import time
+
+    import torch
+
+    proc = subprocess.Popen(cmd, env=run_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if resume_file.is_file():
+            try:
+                it = torch.load(resume_file, weights_only=True)["iter"]
+            except Exception:  # noqa: BLE001 - being replaced right now
+                it = 0
+            if it >= min_iter:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted: " + proc.stderr.read()[-500:]
+    proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err

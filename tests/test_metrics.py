@@ -220,6 +220,8 @@ PAPER_COST = [
     ("unet_deepest_256", 16, 18.376e9, 0.001e9, 44.172e6, 0.001e6),
     ("mobile_deepest_resnet", 16, 18.237e9, 0.001e9, 2.547e6, 0.001e6),
     ("mobile_resnet_9blocks", 64, 18.314e9, 0.001e9, 1.987e6, 0.001e6),
+    # CAT's horse2zebra teacher (kernel sizes 1/3/5, mid width 256 // 6 = 42 per branch, affine instance norms)
+    ("inception_9blocks", 64, 43.5274e9, 0.0001e9, 8_154_255, 0),
 ]
 
 

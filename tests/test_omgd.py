@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT, fmnist_available, stage_context
+from tests.conftest import ROOT, fmnist_available, interrupt, stage_context
 
 TASK = "fmnist_edges2shoes"
 pytestmark = pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup)")
@@ -75,32 +75,6 @@ def _compress_cmd(d, out, addon="vem", every=3, iters=40):
             "--set", "omgd.share_teachers=false", "--out", str(out / "student.pt"), "--table", str(out / "curve.csv")]
 
 
-def _interrupt(cmd, resume_file, how, min_iter=12):
-    """Start cmd, wait until it has saved a state at >= min_iter, then interrupt it."""
-    import signal
-    import subprocess
-    import time
-
-    from tests.conftest import run_env
-
-    proc = subprocess.Popen(cmd, env=run_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if resume_file.is_file():
-            try:
-                it = torch.load(resume_file, weights_only=True)["iter"]
-            except Exception:  # noqa: BLE001 - being replaced right now
-                it = 0
-            if it >= min_iter:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be interrupted: " + proc.stderr.read()[-500:]
-    proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err
-
-
 def _final(out):
     import pandas as pd
 
@@ -121,7 +95,7 @@ def test_interrupted_run_resumes_to_the_same_result(setup, tmp_path, how):
     r = subprocess.run(_compress_cmd(d, ref, every=0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-1500:]
     resume = run / "student.pt.resume"
-    code, err = _interrupt(_compress_cmd(d, run), resume, how)
+    code, err = interrupt(_compress_cmd(d, run), resume, how)
     if how == "kill":
         assert code == -9
     else:
@@ -145,7 +119,7 @@ def test_resume_file_of_another_config_is_ignored(setup, tmp_path):
 
     d, _, _ = setup
     out = tmp_path / "run"
-    code, _ = _interrupt(_compress_cmd(d, out, addon="none", iters=60), out / "student.pt.resume", "kill", 3)
+    code, _ = interrupt(_compress_cmd(d, out, addon="none", iters=60), out / "student.pt.resume", "kill", 3)
     assert code == -9
     cmd = _compress_cmd(d, out, addon="none", iters=60)
     cmd[cmd.index("omgd.eval_every=10")] = "omgd.eval_every=20"    # another configuration
@@ -216,7 +190,7 @@ def test_interrupted_cyclegan_teacher_resumes_to_the_same_result(edges_assets, t
     ref, run = tmp_path / "ref", tmp_path / "run"
     r = subprocess.run(cmd(ref, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-1500:]
-    code, _ = _interrupt(cmd(run, 2), run / "g.pt.resume", "kill", min_iter=24)
+    code, _ = interrupt(cmd(run, 2), run / "g.pt.resume", "kill", min_iter=24)
     assert code == -9 and not (run / "g.pt").exists()
     r = subprocess.run(cmd(run, 2), env=run_env(), cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
@@ -244,7 +218,7 @@ def test_interrupted_online_teacher_recording_resumes_to_the_same_trajectory(set
     ref, run = tmp_path / "ref", tmp_path / "run"
     r = subprocess.run(cmd(ref, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-1500:]
-    code, _ = _interrupt(cmd(run, 3), run / "t.pt.resume", "term", min_iter=15)
+    code, _ = interrupt(cmd(run, 3), run / "t.pt.resume", "term", min_iter=15)
     assert code == 143 and not (run / "t.pt").exists()
     r = subprocess.run(cmd(run, 3), env=run_env(), cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]

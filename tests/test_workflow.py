@@ -53,9 +53,17 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
     assert res.returncode == 0, res.stderr
     out = res.stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
-    assert int(jobs["compress"]) == 4 * 4 * 3  # tasks x addons x seeds
-    # OMGD's shared stages: the online teachers per paired task x seed, the CycleGAN teacher per unpaired task
-    assert int(jobs["method_stage"]) == 2 * 3 + 2
+    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3  # OMGD: tasks x addons x seeds; CAT: sneaker2boot only
+    # OMGD's shared stages: the online teachers per paired task x seed, the CycleGAN teacher per unpaired task;
+    # CAT's teacher and prune on sneaker2boot
+    assert int(jobs["method_stage"]) == 2 * 3 + 2 + 2
+    cat = "results/runs/fmnist_sneaker2boot/cat"
+    assert f"{cat}/shared/teacher.pt" in out and f"{cat}/shared/prune.pt" in out
+    assert f"--stage prune --seed 0 --input teacher={cat}/shared/teacher.pt" in out
+    for addon in ["none_lam0", "vid_lam0.1", "crd_lam0.1", "vem_lam0.1"]:
+        for seed in range(3):
+            assert f"{cat}/{addon}/seed{seed}/student.pt" in out and f"{cat}/{addon}/seed{seed}/metrics.json" in out
+    assert "results/runs/fmnist_pullover2coat/cat" not in out
     for task in ["fmnist_edges2shoes", "fmnist_scenes"]:
         for seed in range(3):
             assert f"results/runs/{task}/omgd/shared/seed{seed}/teachers.pt" in out
@@ -147,9 +155,12 @@ def test_weights_rule_without_weights_fails_with_one_message(tmp_path):
 
 
 @pytest.mark.parametrize("table, expected", [
-    (4, {"compress": 4 * 4 * 3, "evaluate_run": 48, "prepare_paper_data": 4, "real_stats": 3, "method_stage": 2}),
+    # CAT's horse2zebra rows (teacher + prune + 4 add-ons x 3 seeds) in Tables 2 and 4
+    (4, {"compress": 4 * 4 * 3 + 12, "evaluate_run": 60, "prepare_paper_data": 4, "real_stats": 3,
+         "method_stage": 2 + 2}),
     (1, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "train_teacher": 2}),
-    (2, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 1, "method_stage": 2}),
+    (2, {"compress": 2 * 4 * 3 + 12, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 1,
+         "method_stage": 2 + 2}),
     (5, {"compress": 3 + 3 * 3, "evaluate_run": 12}),
 ])
 def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expected):
@@ -179,6 +190,8 @@ def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expecte
                     assert f"results/runs/{task}/omgd/{addon}/seed{seed}/metrics.json" in out
         assert "train_teacher" not in jobs   # paper: the paired teachers train inside each compress job
         assert "results/runs/horse2zebra/omgd/shared/teacher.pt" in out
+        assert "results/runs/horse2zebra/cat/shared/prune.pt" in out
+        assert "results/runs/horse2zebra/cat/vem_lam0.1/seed2/metrics.json" in out
         assert "resources/weights/pt_inception-2015-12-05-6726825d.pth" in out
         assert "resources/weights/vgg16-397923af.pth" in out and "--selection best_on_test" in out
     if table == 5:

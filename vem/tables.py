@@ -143,7 +143,9 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
         pps.append(pp)
         verdicts.append(v)
     s["delta_vs_method"], s["p_value"], s["p_paired"], s["verdict"] = deltas, ps, pps, verdicts
-    s["order"] = s["addon"].map(ADDON_ORDER).fillna(9) + (s["method"] != "original") * 10
+    # within a task: the Original, then each method (in the order its runs were given) with its add-ons
+    rank = {m: i + 1 for i, m in enumerate(dict.fromkeys(m for m in s["method"] if m != "original"))}
+    s["order"] = s["method"].map(rank).fillna(0) * 10 + s["addon"].map(ADDON_ORDER).fillna(9)
     return s.sort_values(["task", "order", "lambda_mi"], kind="stable").drop(columns=["order"])
 
 

@@ -1,12 +1,13 @@
 """Generator backbones by id, and checkpoints that rebuild their generator from the record alone.
 
 A *record* is ``{"backbone": <id>, "kwargs": {every constructor argument, defaults filled in}}``: a
-pruned student with per-layer widths is as rebuildable as an unpruned one.
+pruned student with per-layer widths (CAT's inception ``widths``) is as rebuildable as an unpruned one.
 Checkpoints hold ``{"generator": record, "state_dict": ...}``. Adding a backbone = its module + one
 ``BACKBONES`` line.
 
 Paper names: ``unet_256`` = unet(num_downs=8), ``unet_deepest_256`` = unet_deepest(num_downs=8),
-``resnet_9blocks`` = resnet(n_blocks=9), ``mobile_resnet_9blocks`` = mobile_resnet(n_blocks=9).
+``resnet_9blocks`` = resnet(n_blocks=9), ``mobile_resnet_9blocks`` = mobile_resnet(n_blocks=9),
+``inception_9blocks`` = inception(n_blocks=9) (CAT).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import inspect
 from torch import nn
 
 from .generators import ResnetGenerator, UnetGenerator
+from .inception import InceptionGenerator
 
 
 def unet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, num_downs: int = 8, norm: str = "batch",
@@ -43,7 +45,13 @@ def mobile_deepest_resnet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, n_bloc
     return ResnetGenerator(in_nc, out_nc, ngf, n_blocks, norm, dropout, mobile=True, deepest=True)
 
 
-BACKBONES = {f.__name__: f for f in (unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet)}
+def inception(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance_affine",
+              dropout: float = 0.0, kernel_sizes: list = (1, 3, 5), reduction: int = 6,
+              widths: dict | None = None) -> nn.Module:
+    return InceptionGenerator(in_nc, out_nc, ngf, n_blocks, norm, dropout, tuple(kernel_sizes), reduction, widths)
+
+
+BACKBONES = {f.__name__: f for f in (unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet, inception)}
 
 PAPER_MODELS = {
     "unet_256": ("unet", {"num_downs": 8}),
@@ -51,6 +59,7 @@ PAPER_MODELS = {
     "resnet_9blocks": ("resnet", {"n_blocks": 9}),
     "mobile_resnet_9blocks": ("mobile_resnet", {"n_blocks": 9}),
     "mobile_deepest_resnet": ("mobile_deepest_resnet", {"n_blocks": 9}),
+    "inception_9blocks": ("inception", {"n_blocks": 9}),
 }
 
 

@@ -5,7 +5,8 @@ configuration describes (``arch`` + widths, ``init``, the recipe: iterations, ba
 decay, GAN mode, reconstruction / identity weights, discriminator, image pool, ``snapshot_every``):
 pix2pix (G + conditional PatchGAN, GAN loss + L1 to the ground truth) on paired tasks, CycleGAN (G_A, G_B,
 D_A, D_B, cycle + identity losses, image pools) on unpaired ones. The checkpoint holds the final generator
-(A -> B) and a snapshot of it with its held-out val metric every ``snapshot_every`` iterations; with
+(A -> B), a snapshot of it with its held-out val metric every ``snapshot_every`` iterations and the
+iteration of the best one (``best_iter``, see :func:`best_snapshot`); with
 ``keep_discriminator`` the snapshots (and the checkpoint) also hold the discriminator that judges its
 outputs (D of pix2pix, D_A of CycleGAN), for methods that start their own from it (CAT).
 """
@@ -93,9 +94,18 @@ def train_teacher(t: dict, data, seed: int, make_scorer, resumer=None, keep_disc
     return _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_discriminator, desc)
 
 
-def _finish(G, gen_rec, D, d_rec, res, keep_discriminator) -> tuple[dict, list]:
+def best_snapshot(ck: dict) -> dict:
+    """The snapshot of a teacher checkpoint with the best held-out val metric."""
+    return next(s for s in ck["snapshots"] if s["iter"] == ck["best_iter"])
+
+
+def _finish(G, gen_rec, D, d_rec, res, keep_discriminator, scorer) -> tuple[dict, list]:
+    best = res.snapshots[0]
+    for snap in res.snapshots[1:]:
+        if scorer.better(snap["val"], best["val"]):
+            best = snap
     ck = {"generator": gen_rec, "state_dict": G.state_dict(), "snapshots": res.snapshots,
-          "resumed_from": res.resumed_from}
+          "best_iter": best["iter"], "resumed_from": res.resumed_from}
     if keep_discriminator:
         ck["discriminator"] = {"kwargs": d_rec, "state_dict": D.state_dict()}
     return ck, res.curve
@@ -136,7 +146,7 @@ def _pix2pix(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
     loop = Loop(f"pix2pix {desc} {spec.id}", t["iters"], {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d,
                 "sched_g": scheds[0], "sched_d": scheds[1]}, gen, resumer=resumer, eval_every=t["snapshot_every"],
                 score=lambda: {"val": scorer(G)}, snapshot=snap)
-    return _finish(G, gen_rec, D, d_rec, loop.run(step), keep_d)
+    return _finish(G, gen_rec, D, d_rec, loop.run(step), keep_d, scorer)
 
 
 def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
@@ -184,4 +194,4 @@ def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
              "sched_d": scheds[1], "pool_a": pool_a, "pool_b": pool_b}
     loop = Loop(f"CycleGAN {desc} {data.spec.id}", t["iters"], state, gen, resumer=resumer,
                 eval_every=t["snapshot_every"], score=lambda: {"val": scorer(G_A)}, snapshot=snap)
-    return _finish(G_A, gen_rec, D_A, d_rec, loop.run(step), keep_d)
+    return _finish(G_A, gen_rec, D_A, d_rec, loop.run(step), keep_d, scorer)
