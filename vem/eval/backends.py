@@ -27,7 +27,7 @@ import torch
 
 from ..data.tasks import SUPER_CLASSES
 from ..utils import default_device, file_sha256, load_checkpoint
-from .images import png_names, read_zip_u8, write_png_zip
+from .images import read_zip_u8, write_png_zip
 
 
 class Backend:
@@ -76,10 +76,8 @@ class _Frechet(Backend):
         n = sum(data.n(sp, sd) for sp, sd in sides)
         write_png_zip((im for sp, sd in sides for im in data.real_u8(sp, sd)), out_zip)
         mu, sigma = stats(self.features(out_zip))
-        names = {"test": ("real test B" if self.spec.kind == "paired" else "real train+test B"),
-                 "val": "real val B (held out from train)"}
-        desc = names[split] + (" (val = held-out train)" if split == "test" and len(sides) == 3 and
-                               self.spec.scale == "paper" else "")
+        desc = {"val": "real val B (held out from train)", "test": "real test B" if len(sides) == 1 else
+                "real train+test B (val = held-out train)"}[split]
         return {"mu": mu, "sigma": sigma, "description": f"{desc} ({n})", "n": n, **self.stats_extra()}
 
     def stats_extra(self) -> dict:
@@ -120,17 +118,17 @@ class FDFMNIST(_Frechet):
         net.load_state_dict(ck["state_dict"])
         self.extractor = FDExtractor(net)
 
+    @torch.no_grad()
     def features(self, images_zip) -> np.ndarray:
-        """FeatureNet features of the PNGs through clean-fid (sorted names: deterministic sums)."""
-        from cleanfid import fid
-
-        with torch.random.fork_rng(devices=[]):   # clean-fid's DataLoader draws a seed: not from the run's RNG
-            return fid.get_files_features(png_names(images_zip), model=self.extractor, num_workers=0,
-                                          batch_size=256, device=torch.device("cpu"), mode="clean",
-                                          custom_fn_resize=lambda x: x, fdir=str(images_zip), verbose=False)
+        """FeatureNet features of the PNGs read back from the zip (sorted names, batches of 256). The batches
+        are the gray images repeated to 3 channels in [0, 255], as clean-fid would hand a
+        ``custom_feat_extractor`` (FDExtractor averages them back): the same features as clean-fid's
+        ``get_files_features``, bit for bit (tested), without its per-image reopening of the zip."""
+        return np.concatenate([self.extractor(torch.from_numpy(u8).float().unsqueeze(1).expand(-1, 3, -1, -1)).numpy()
+                               for u8 in read_zip_u8(images_zip, 256)])
 
     def protocol(self) -> dict:
-        return {**super().protocol(), "backend": "clean-fid get_files_features + frechet_distance", "mode": "clean",
+        return {**super().protocol(), "backend": "PNGs read back, FeatureNet features, clean-fid frechet_distance",
                 "feature_net": "FeatureNet penultimate (128-d), trained on Fashion-MNIST train",
                 "resize": "none (native 32x32)"}
 
@@ -174,10 +172,18 @@ class InceptionFID(_Frechet):
 
 
 # --------------------------------------------------------------------------------------------------
-class SegmenterMIoU(Backend):
+class _MIoU(Backend):
+    """Shared by the segmentation backends: the reference of a split is its label maps."""
+
+    higher_is_better = True
+
+    def reference(self, data, split: str, real_stats_path=None):
+        return data.labels(split)
+
+
+class SegmenterMIoU(_MIoU):
     id = "miou_segmenter"
     name = "mIoU-FMNIST-scenes"
-    higher_is_better = True
 
     def __init__(self, spec, evalnet_path, cfg):
         super().__init__(spec, evalnet_path, cfg)
@@ -187,9 +193,6 @@ class SegmenterMIoU(Backend):
         self.seg = Segmenter(**ck["kwargs"])   # built here: its random init draws from the run's RNG stream
         self.seg.load_state_dict(ck["state_dict"])
         self.seg.eval()
-
-    def reference(self, data, split: str, real_stats_path=None):
-        return data.labels(split)
 
     @torch.no_grad()
     def score(self, images_zip, ref) -> tuple[float, dict]:
@@ -204,10 +207,9 @@ class SegmenterMIoU(Backend):
                        "classes": SUPER_CLASSES, "aggregation": "nanmean of per-class IoU x 100"}
 
 
-class DRNMIoU(Backend):
+class DRNMIoU(_MIoU):
     id = "miou_drn"
     name = "mIoU (DRN-D-105, Cityscapes val)"
-    higher_is_better = True
 
     def __init__(self, spec, evalnet_path, cfg):
         super().__init__(spec, evalnet_path, cfg)
@@ -215,9 +217,6 @@ class DRNMIoU(Backend):
 
         with torch.random.fork_rng(devices=[]):
             self.drn = load_drn(evalnet_path, default_device())
-
-    def reference(self, data, split: str, real_stats_path=None):
-        return data.labels(split)
 
     def score(self, images_zip, ref) -> tuple[float, dict]:
         from PIL import Image

@@ -3,10 +3,9 @@
 The embedded suite has no Inception weights offline, so its number is **FD-FMNIST**: the Fréchet
 distance between 128-d penultimate features of ``FeatureNet`` (a Fashion-MNIST classifier trained on
 the real training images). It is *not* FID and is never labelled so. Images are quantised to uint8 and
-written as PNGs into a zip before features are taken (as the anchors quantise before FID); clean-fid's
-``get_files_features`` reads them (``vem.eval.backends.FDFMNIST``), a ``custom_fn_resize`` keeps the native
-32x32 size and the ``custom_feat_extractor`` below maps clean-fid's float [0, 255] RGB batch back to the
-network's [-1, 1] grayscale input.
+written as PNGs into a zip before features are taken (as the anchors quantise before FID) and read back
+(``vem.eval.backends.FDFMNIST``) at their native 32x32 size; the extractor below maps a float [0, 255] RGB
+batch (what clean-fid hands a ``custom_feat_extractor``) back to the network's [-1, 1] grayscale input.
 """
 
 from __future__ import annotations
