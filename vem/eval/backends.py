@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..data.tasks import SUPER_CLASSES
-from ..utils import default_device, file_sha256, load_checkpoint
+from ..utils import default_device, file_sha256
 from .images import read_zip_u8, write_png_zip
 
 
@@ -112,11 +112,9 @@ class FDFMNIST(_Frechet):
         super().__init__(spec, evalnet_path, cfg)
         from ..metrics.fd import FDExtractor
         from ..models import FeatureNet
+        from ..models.evalnets import load_evalnet
 
-        ck = load_checkpoint(evalnet_path)
-        net = FeatureNet(**ck["kwargs"])   # built here: its random init draws from the run's RNG stream
-        net.load_state_dict(ck["state_dict"])
-        self.extractor = FDExtractor(net)
+        self.extractor = FDExtractor(load_evalnet(FeatureNet, evalnet_path))   # draws from the run's RNG stream
 
     @torch.no_grad()
     def features(self, images_zip) -> np.ndarray:
@@ -188,11 +186,9 @@ class SegmenterMIoU(_MIoU):
     def __init__(self, spec, evalnet_path, cfg):
         super().__init__(spec, evalnet_path, cfg)
         from ..models import Segmenter
+        from ..models.evalnets import load_evalnet
 
-        ck = load_checkpoint(evalnet_path)
-        self.seg = Segmenter(**ck["kwargs"])   # built here: its random init draws from the run's RNG stream
-        self.seg.load_state_dict(ck["state_dict"])
-        self.seg.eval()
+        self.seg = load_evalnet(Segmenter, evalnet_path)   # draws from the run's RNG stream
 
     @torch.no_grad()
     def score(self, images_zip, ref) -> tuple[float, dict]:

@@ -112,6 +112,17 @@ class VGG16Perceptual(nn.Module):
         return out
 
 
+def load_evalnet(cls, path) -> nn.Module:
+    """A network trained in the workflow (checkpoint ``{"kwargs", "state_dict"}``), in eval mode. It is built
+    before its weights load, so its random initialisation draws from the caller's RNG stream."""
+    from ..utils import load_checkpoint
+
+    ck = load_checkpoint(path)
+    net = cls(**ck["kwargs"])
+    net.load_state_dict(ck["state_dict"])
+    return net.eval()
+
+
 def load_perceptual(path, scale: str) -> nn.Module:
     """The frozen perceptual network of a run: PerceptualNet checkpoint (mini) or VGG16 weights (paper)."""
     from pathlib import Path
@@ -123,9 +134,5 @@ def load_perceptual(path, scale: str) -> nn.Module:
                                     "torchvision's file) or set weights.vgg16: /path/to/vgg16-397923af.pth")
         net = VGG16Perceptual(torch.load(path, map_location="cpu", weights_only=True))
     else:
-        from ..utils import load_checkpoint
-
-        ck = load_checkpoint(path)
-        net = PerceptualNet(**ck["kwargs"])
-        net.load_state_dict(ck["state_dict"])
+        net = load_evalnet(PerceptualNet, path)
     return net.eval().requires_grad_(False)
