@@ -59,7 +59,7 @@ class UnetLevel(nn.Module):
             down.append(extra_down)
         if extra_up is not None:
             if outermost:
-                up.insert(1, extra_up)   # after the ReLU, before the final up-conv
+                up.insert(0, extra_up)   # OMGD: the blocks, then ReLU -> up-conv -> tanh
             else:
                 up.append(extra_up)
         self.down = nn.Sequential(*down)
@@ -118,8 +118,8 @@ DEEP_BLOCKS = {"expansion": ExpansionBlock, "bottleneck": Bottleneck}
 
 class UnetGenerator(nn.Module):
     """pix2pix U-Net. ``deep > 0`` gives OMGD's ``unet_deepest``: ``deep`` extra residual blocks after every
-    down-conv and on every up path of the non-innermost levels (after the up-conv; on the outermost level,
-    whose output is the image, before it, on the 2 x ngf concatenated map). With ``deep_block='expansion'``
+    down-conv and on every up path of the non-innermost levels (after the up-conv's norm; on the outermost
+    level, whose output is the image, before its ReLU -> up-conv -> tanh, on the 2 x ngf concatenated map). With ``deep_block='expansion'``
     (OMGD's block) this reproduces unet_deepest_256 ngf 16: 18.376 G MACs, 44.172 M params (torchprofile).
     ``deep_block='bottleneck'`` (1x1 x4, 3x3, 1x1) is the lighter block the embedded suite was tuned with."""
 
