@@ -38,3 +38,24 @@ def test_unet_outputs_equal_omgd_layout(arch, num_downs, size, ngf):
         ref.train(train)
         with torch.no_grad():
             torch.testing.assert_close(ours(x.clone()), ref(x.clone()), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("num_downs,size,ngf", [(5, 32, 4), (8, 256, 2)])
+def test_unet_distillation_taps_are_omgds_hooks(num_downs, size, ngf):
+    """OMGD hooks unet_256 at the LeakyReLU'd encoder inputs of levels 3 and 5 and the ReLU'd,
+    skip-concatenated up-conv inputs of levels 4 and 2; forward_features returns those tensors (the
+    32 px U-Net: the same levels)."""
+    from .omgd_reference import UNET_CD_LAYERS, hooked_features
+
+    ours, ref = _pair("unet", num_downs, ngf)
+    x = _x(2, 3, size)
+    ours.train()
+    ref.train()
+    with torch.no_grad():
+        y, feats = ours.forward_features(x.clone())
+        y_ref, feats_ref = hooked_features(ref, UNET_CD_LAYERS, x.clone())
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    assert [f.shape[1] for f in feats] == [2 * ngf, 8 * ngf, 16 * ngf, 4 * ngf]
+    assert [f.shape[2] for f in feats] == [size // 4, size // 16, size // 16, size // 4]
+    for f, r in zip(feats, feats_ref):
+        torch.testing.assert_close(f, r, rtol=1e-12, atol=1e-12)

@@ -39,10 +39,11 @@ def build_generator(arch, **kw):
 def paper_model(model, ngf):
     name, kw = PAPER_MODELS[model]
     return build(record(name, ngf=ngf, **kw))
-# the four distillation maps (channels, side) at 32 px: U-Net decoder outputs coarse -> fine; ResNet:
-# the stem output, then the residual trunk after blocks 1, 2, 3 (all at 1/4 resolution, 4 x ngf)
+# the four distillation maps (channels, side) at 32 px: U-Net (OMGD's hooks) the LeakyReLU'd inputs of levels 3
+# and 5, the ReLU'd up-conv inputs of levels 4 and 2; ResNet: the stem output, then the residual trunk after
+# blocks 1, 2, 3 (all at 1/4 resolution, 4 x ngf)
 EXPECTED_FEATS = {
-    "unet": [(8 * NGF, 2), (4 * NGF, 4), (2 * NGF, 8), (NGF, 16)],
+    "unet": [(2 * NGF, 8), (8 * NGF, 2), (16 * NGF, 2), (4 * NGF, 8)],
     "resnet": [(4 * NGF, 8)] * 4,
 }
 

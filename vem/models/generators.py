@@ -33,12 +33,15 @@ def norm_layer(kind: str):
 
 
 class UnetLevel(nn.Module):
-    """One level of the pix2pix U-Net: down conv, the inner levels, up conv; output = cat(x, up)."""
+    """One level of the pix2pix U-Net: LeakyReLU, down conv, the inner levels, ReLU, up conv; output =
+    cat(x, up). ``tap`` marks the level whose map feature distillation reads: ``"in"`` its LeakyReLU'd input
+    (the map its skip connection carries), ``"up"`` the ReLU'd input of its up-conv (the inner level's
+    concatenated output) - OMGD's hook positions."""
 
     def __init__(self, outer_nc, inner_nc, in_nc=None, inner=None, outermost=False, innermost=False,
-                 norm="batch", dropout=False, extra_down=None, extra_up=None):
+                 norm="batch", dropout=False, extra_down=None, extra_up=None, tap=None):
         super().__init__()
-        self.outermost = outermost
+        self.outermost, self.tap = outermost, tap
         in_nc = outer_nc if in_nc is None else in_nc
         nl = norm_layer(norm)
         use_bias = norm != "batch"
@@ -53,8 +56,6 @@ class UnetLevel(nn.Module):
             down = [downconv, nl(inner_nc)]
             up = [nn.ReLU(), nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, 2, 1, bias=use_bias),
                   nl(outer_nc)]
-            if dropout:
-                up.append(nn.Dropout(0.5))
         if extra_down is not None:
             down.append(extra_down)
         if extra_up is not None:
@@ -62,6 +63,8 @@ class UnetLevel(nn.Module):
                 up.insert(0, extra_up)   # OMGD: the blocks, then ReLU -> up-conv -> tanh
             else:
                 up.append(extra_up)
+        if dropout and not (outermost or innermost):
+            up.append(nn.Dropout(0.5))   # the level's last layer (pix2pix, OMGD)
         self.down = nn.Sequential(*down)
         self.inner = inner
         self.up = nn.Sequential(*up)
@@ -70,12 +73,17 @@ class UnetLevel(nn.Module):
         if not self.outermost:
             # pix2pix applies an in-place LeakyReLU here, so the skip connection carries the activated x
             x = nn.functional.leaky_relu(x, 0.2)
+            if feats is not None and self.tap == "in":
+                feats.append(x)
         h = self.down(x)
         if self.inner is not None:
             h = self.inner(h, feats)
-        y = self.up(h)
-        if feats is not None and not self.outermost:
-            feats.append(y)
+        if feats is not None and self.tap == "up":
+            h = self.up[0](h)           # the up path's ReLU
+            feats.append(h)
+            y = self.up[1:](h)
+        else:
+            y = self.up(h)
         return y if self.outermost else torch.cat([x, y], 1)
 
 
@@ -135,13 +143,15 @@ class UnetGenerator(nn.Module):
         def extra(c):
             return nn.Sequential(*[block(c, norm) for _ in range(deep)]) if deep else None
 
-        level = UnetLevel(ngf * 8, ngf * 8, innermost=True, norm=norm)
-        for _ in range(num_downs - 5):
+        # levels are numbered from the outermost (1); OMGD's channel-distillation taps (see forward_features)
+        tap = {2: "up", 3: "in", 4: "up", 5: "in"}
+        level = UnetLevel(ngf * 8, ngf * 8, innermost=True, norm=norm, tap=tap.get(num_downs))
+        for depth in range(num_downs - 1, 4, -1):
             level = UnetLevel(ngf * 8, ngf * 8, inner=level, norm=norm, dropout=dropout,
-                              extra_down=extra(ngf * 8), extra_up=extra(ngf * 8))
-        for mult in (4, 2, 1):
+                              extra_down=extra(ngf * 8), extra_up=extra(ngf * 8), tap=tap.get(depth))
+        for depth, mult in ((4, 4), (3, 2), (2, 1)):
             level = UnetLevel(ngf * mult, ngf * mult * 2, inner=level, norm=norm,
-                              extra_down=extra(ngf * mult * 2), extra_up=extra(ngf * mult))
+                              extra_down=extra(ngf * mult * 2), extra_up=extra(ngf * mult), tap=tap[depth])
         self.model = UnetLevel(out_nc, ngf, in_nc=in_nc, inner=level, outermost=True, norm=norm,
                                extra_down=extra(ngf),
                                extra_up=extra(ngf * 2) if deep_block == "expansion" else None)
@@ -151,10 +161,12 @@ class UnetGenerator(nn.Module):
         return self.model(x)
 
     def forward_features(self, x):
+        """OMGD's four channel-distillation maps of ``unet_256`` (``mapping_layers``), at the same levels for
+        any depth: the LeakyReLU'd inputs of levels 3 and 5 (2 ngf at 1/4 and 8 ngf at 1/16 of the side) and
+        the ReLU'd up-conv inputs of levels 4 and 2 (16 ngf at 1/16, 4 ngf at 1/4), in that order."""
         feats: list[torch.Tensor] = []
         y = self.model(x, feats)
-        # feats are appended innermost-first; keep the four outermost decoder maps (coarse -> fine)
-        return y, feats[-4:]
+        return y, feats
 
 
 # --------------------------------------------------------------------------------------------------
