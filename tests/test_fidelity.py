@@ -59,3 +59,34 @@ def test_unet_distillation_taps_are_omgds_hooks(num_downs, size, ngf):
     assert [f.shape[2] for f in feats] == [size // 4, size // 16, size // 16, size // 4]
     for f, r in zip(feats, feats_ref):
         torch.testing.assert_close(f, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_share", [0, 2, 4, 5])
+def test_two_teacher_discriminator_shares_as_omgd(n_share):
+    """OMGD's multi_n_layers with n_share stages of 5 shared; at 5 (both paper U-Net scripts) the output conv
+    is shared too, so both teachers are judged by one discriminator."""
+    from vem.models import MultiNLayerDiscriminator, NLayerDiscriminator
+
+    from .omgd_reference import RefMultiD
+
+    ours = perturb(MultiNLayerDiscriminator(6, 4, 3, "batch", n_share, n_heads=2).double(), 3)
+    ref = RefMultiD(6, 4, n_share).double()
+    for j in range(5):
+        for t in (0, 1):
+            src = ours.shared[j] if j < n_share else ours.heads[t][j - n_share]
+            copy_by_order(src, ref.stages[j][1 if j < n_share else t])
+    x = _x(3, 6, 64)
+    ours.train()
+    ref.train()
+    outs = [ours(x, t) for t in (0, 1)]
+    for t in (0, 1):
+        torch.testing.assert_close(outs[t], ref(x, t), rtol=1e-12, atol=1e-12)
+    single = sum(p.numel() for p in NLayerDiscriminator(6, 4, 3).parameters())
+    n = sum(p.numel() for p in ours.parameters())
+    if n_share == 5:
+        torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+        assert n == single
+    else:
+        assert not torch.allclose(outs[0], outs[1]) and n > single
+    with pytest.raises(ValueError, match="n_share must be in"):
+        MultiNLayerDiscriminator(6, 4, 3, "batch", 6)

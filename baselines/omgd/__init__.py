@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vem.methods import Method, Stage
-from vem.schema import BOOL, FRACTION, NONNEG, POSITIVE, TEACHER, choice, integer, section
+from vem.schema import BOOL, ConfigError, FRACTION, NONNEG, POSITIVE, TEACHER, choice, integer, section
 
 
 class OMGD(Method):
@@ -40,6 +40,12 @@ class OMGD(Method):
                                                    "their outputs are recorded and replayed by every add-on"),
                     Stage("distill", "run", ("teachers", "perceptual"), distill))
         return (Stage("distill", "run", ("perceptual",), distill + "; the online teachers train inside it"),)
+
+    def check(self, cfg: dict) -> None:
+        o = cfg["omgd"]
+        if "n_share" in o and o["n_share"] > o["n_layers_d"] + 2:
+            raise ConfigError(f"omgd.n_share must be <= omgd.n_layers_d + 2 = {o['n_layers_d'] + 2} (the "
+                              f"discriminator's stages; n_layers_d + 2 shares all of them), got {o['n_share']}")
 
     def run_stage(self, stage: str, ctx):
         from . import train

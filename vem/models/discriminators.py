@@ -35,17 +35,23 @@ class NLayerDiscriminator(nn.Module):
 
 
 class MultiNLayerDiscriminator(nn.Module):
-    """One PatchGAN per teacher whose first ``n_share`` blocks are shared (OMGD's pix2pix setting)."""
+    """One PatchGAN per teacher (OMGD's ``multi_n_layers``): of its ``n_layers + 2`` stages (the conv blocks,
+    then the output conv) the first ``n_share`` are shared. ``n_share = n_layers + 2`` (OMGD's 5 at
+    ``n_layers`` 3, both paper U-Net scripts) shares the output conv too: one discriminator for both."""
 
     def __init__(self, in_nc=6, ndf=128, n_layers=3, norm="batch", n_share=3, n_heads=2):
         super().__init__()
-        blocks, head = _patch_layers(in_nc, ndf, n_layers, norm)
-        n_share = max(0, min(n_share, len(blocks)))
-        self.shared = nn.Sequential(*blocks[:n_share])
-        self.heads = nn.ModuleList()
-        for i in range(n_heads):
-            b, h = _patch_layers(in_nc, ndf, n_layers, norm) if i else (blocks, head)
-            self.heads.append(nn.Sequential(*b[n_share:], h))
+        if not 0 <= n_share <= n_layers + 2:
+            raise ValueError(f"n_share must be in [0, n_layers + 2 = {n_layers + 2}] (stages of the PatchGAN), "
+                             f"got {n_share}")
+
+        def stages():
+            blocks, head = _patch_layers(in_nc, ndf, n_layers, norm)
+            return blocks + [head]
+
+        first = stages()
+        self.shared = nn.Sequential(*first[:n_share])
+        self.heads = nn.ModuleList(nn.Sequential(*(stages() if i else first)[n_share:]) for i in range(n_heads))
 
     def forward(self, x, head: int = 0):
         return self.heads[head](self.shared(x))
