@@ -90,3 +90,62 @@ def test_two_teacher_discriminator_shares_as_omgd(n_share):
         assert not torch.allclose(outs[0], outs[1]) and n > single
     with pytest.raises(ValueError, match="n_share must be in"):
         MultiNLayerDiscriminator(6, 4, 3, "batch", 6)
+
+
+def _hinge(pred, real=None):
+    """OMGD's hinge GAN loss: D: mean(relu(1 - D(real))), mean(relu(1 + D(fake))); G: -mean(D(fake))."""
+    if real is None:
+        return -pred.mean()
+    return torch.relu(1 - pred).mean() if real else torch.relu(1 + pred).mean()
+
+
+@pytest.mark.parametrize("n_dis", [1, 3])
+def test_online_teachers_follow_omgds_update_order(n_dis):
+    """OMGD's optimize_parameters: forward both teachers; at steps n_dis, 2 n_dis, ... (from 1) D's hinge
+    loss and gradients, then the teachers' loss through the same, not yet stepped D (D frozen), then the D
+    and teacher steps. Parameters and outputs after 3 iterations equal a reference loop written that way."""
+    from types import SimpleNamespace
+
+    from baselines.omgd.train import OnlineTeachers
+
+    from .omgd_reference import RefMultiD
+
+    o = {"wide_ngf": 4, "deep_ngf": 2, "deep_block": "expansion", "ndf": 4, "n_layers_d": 3, "n_share": 2,
+         "lr": 1e-3, "iters": 3, "decay_from": 1.0, "n_dis": n_dis, "init": "normal"}
+    base = {"arch": "unet", "num_downs": 5, "ngf": 4, "norm": "batch", "dropout": False, "lambda_rec": 100.0}
+    onl = OnlineTeachers({"omgd": o, "teachers": {"original": base}}, SimpleNamespace(in_channels=1, out_channels=1),
+                         seed=0)
+    for net in (onl.wide, onl.deep, onl.D):
+        perturb(net.double(), 5)
+    ref_w, ref_d = RefUnet(1, 1, 4, 5).double(), RefUnet(1, 1, 2, 5, deep=True).double()
+    ref_D = RefMultiD(2, 4, 2).double()
+    copy_by_order(onl.wide, ref_w)
+    copy_by_order(onl.deep, ref_d)
+    for j in range(5):
+        for t in (0, 1):
+            copy_by_order(onl.D.shared[j] if j < 2 else onl.D.heads[t][j - 2], ref_D.stages[j][1 if j < 2 else t])
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.5, 0.999)) for m in (ref_D, ref_w, ref_d)]
+    for it in (1, 2, 3):
+        a, b = _x(2, 1, 32, seed=10 + it), _x(2, 1, 32, seed=20 + it)
+        t_w, t_d, _ = onl.step(it, a, b)
+        for op in opts:
+            op.zero_grad()
+        r_w, r_d = ref_w(a), ref_d(a)
+        if it % n_dis == 0:
+            real = torch.cat([a, b], 1)
+            loss_d = sum(0.5 * (_hinge(ref_D(torch.cat([a, f.detach()], 1), t), False) + _hinge(ref_D(real, t), True))
+                         for t, f in enumerate((r_w, r_d)))
+            loss_d.backward()
+            ref_D.requires_grad_(False)
+            for t, f in ((1, r_d), (0, r_w)):
+                (_hinge(ref_D(torch.cat([a, f], 1), t)) + 100.0 * (f - b).abs().mean()).backward()
+            ref_D.requires_grad_(True)
+            for op in opts:
+                op.step()
+        torch.testing.assert_close(t_w, r_w.detach(), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(t_d, r_d.detach(), rtol=1e-10, atol=1e-10)
+    for ours, ref in ((onl.wide, ref_w), (onl.deep, ref_d)):
+        for p, q in zip(ours.state_dict().values(), ref.state_dict().values()):
+            torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(onl.D.shared[0][0].weight, ref_D.stages[0][1][0].weight, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(onl.D.heads[1][-1].weight, ref_D.stages[4][1][0].weight, rtol=1e-9, atol=1e-10)

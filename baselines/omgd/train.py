@@ -32,6 +32,8 @@ trajectory; float16 storage perturbs the targets by < 1e-3).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,7 +49,7 @@ TEACHER_SEED_OFFSET = 7919  # teachers' init stream: seed + offset, independent 
 # omgd keys that shape the online teachers' trajectory (the rest only affect the student)
 TEACHER_KEYS = ("wide_ngf", "deep_ngf", "deep_block", "iters", "batch", "lr", "decay_from", "n_dis", "n_share", "ndf",
                 "n_layers_d")
-TRAJECTORY_KIND = "omgd-online-teachers/1"
+TRAJECTORY_KIND = "omgd-online-teachers/2"   # bumped whenever the code changes what a trajectory holds
 
 
 def _adapter(c_in: int, c_out: int) -> nn.Module:
@@ -72,9 +74,10 @@ def teacher_config_hash(cfg: dict, task: str, seed: int) -> str:
 class OnlineTeachers:
     """OMGD's paired teachers: wide + deep generators trained online against one two-headed D.
 
-    ``step(it, a, b)`` returns what the student needs at iteration ``it``: both teachers' outputs and the
-    wide teacher's channel-mean features. Every ``n_dis``-th iteration is a teacher update (the outputs are
-    those of the forward pass before the update); otherwise a no-grad forward pass in train mode.
+    ``step(it, a, b)`` returns what the student needs at iteration ``it`` (counted from 1): both teachers'
+    outputs and the wide teacher's channel-mean features. Iterations n_dis, 2 n_dis, ... are teacher updates
+    (the outputs are those of the forward pass before the update); the others a no-grad forward pass in
+    train mode.
     """
 
     def __init__(self, cfg: dict, spec, seed: int):
@@ -105,16 +108,21 @@ class OnlineTeachers:
         load_objects_state(self._objects(), st)
 
     def step(self, it: int, a: torch.Tensor, b: torch.Tensor):
-        if (it - 1) % self.o["n_dis"] == 0:
+        if it % self.o["n_dis"] == 0:    # OMGD: `steps % n_dis == 0`, steps counted from 1
             out = self._update(it, a, b)
+        else:
+            with torch.no_grad():
+                t_w, f_w = self.wide.forward_features(a)
+                out = t_w, self.deep(a), [f.mean((2, 3)) for f in f_w]
+        with warnings.catch_warnings():  # the lr follows the iteration clock (OMGD: epochs), whatever n_dis;
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")   # before a 1st update
             for s in self.scheds:
                 s.step()
-            return out
-        with torch.no_grad():
-            t_w, f_w = self.wide.forward_features(a)
-            return t_w, self.deep(a), [f.mean((2, 3)) for f in f_w]
+        return out
 
     def _update(self, it, a, b):
+        """OMGD's order: D's loss and gradients, then the teachers' loss through the *same* (not yet
+        stepped) D, then both steps."""
         fake_w, feats_w = self.wide.forward_features(a)
         fake_d = self.deep(a)
         loss_d = sum(0.5 * (gan_loss(self.D(torch.cat([a, f.detach()], 1), h), False, "hinge")
@@ -122,15 +130,15 @@ class OnlineTeachers:
                      for h, f in enumerate((fake_w, fake_d)))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        self.opt_d.step()
         self.D.requires_grad_(False)
         loss_t = sum(gan_loss(self.D(torch.cat([a, f], 1), h), True, "hinge", for_discriminator=False)
                      + self.rec * F.l1_loss(f, b) for h, f in enumerate((fake_w, fake_d)))
         check_finite(loss_t, "online teacher loss", it)
         self.opt_t.zero_grad(set_to_none=True)
         loss_t.backward()
-        self.opt_t.step()
         self.D.requires_grad_(True)
+        self.opt_d.step()
+        self.opt_t.step()
         return fake_w.detach(), fake_d.detach(), [f.detach().mean((2, 3)) for f in feats_w]
 
 
@@ -192,8 +200,11 @@ class _Replay:
     """A recorded trajectory, checked against the student's configuration, served per iteration."""
 
     def __init__(self, traj: dict, cfg: dict, spec, seed: int, path):
-        if not isinstance(traj, dict) or traj.get("kind") != TRAJECTORY_KIND:
+        if not isinstance(traj, dict) or not str(traj.get("kind", "")).startswith("omgd-online-teachers/"):
             raise ValueError(f"{path} is not an OMGD online-teacher trajectory")
+        if traj["kind"] != TRAJECTORY_KIND:
+            raise ValueError(f"trajectory {path} was recorded by another version of OMGD's teachers "
+                             f"({traj['kind']}, this code replays {TRAJECTORY_KIND}); re-record it")
         want = teacher_config_hash(cfg, spec.id, seed)
         if traj["teacher_config_hash"] != want:
             raise ValueError(f"trajectory {path} was recorded for another task/seed/teacher config "
