@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vem.models import build, record
+from vem.models import build, init_weights, record
 
 from .omgd_reference import RefUnet, copy_by_order, perturb
 
@@ -149,3 +149,50 @@ def test_online_teachers_follow_omgds_update_order(n_dis):
             torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(onl.D.shared[0][0].weight, ref_D.stages[0][1][0].weight, rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(onl.D.heads[1][-1].weight, ref_D.stages[4][1][0].weight, rtol=1e-9, atol=1e-10)
+
+
+def _init_stats(net):
+    """(pooled conv/linear weights, biases, BatchNorm weights, BatchNorm biases) of a network."""
+    from torch import nn
+
+    w, b, g, beta = [], [], [], []
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            w.append(m.weight.detach().flatten())
+            if m.bias is not None:
+                b.append(m.bias.detach().flatten())
+        elif isinstance(m, nn.BatchNorm2d):
+            g.append(m.weight.detach().flatten())
+            beta.append(m.bias.detach().flatten())
+    cat = (lambda xs: torch.cat(xs) if xs else torch.zeros(0))
+    return cat(w), cat(b), cat(g), cat(beta)
+
+
+def test_omgd_initialises_as_init_net():
+    """OMGD's init_net: conv / transposed-conv weights N(0, 0.02), biases 0, BatchNorm weights N(1, 0.02),
+    biases 0 - for the online teachers, their discriminator, the student and the CD adapters (was PyTorch's
+    default: Kaiming-uniform convs, BatchNorm weights 1)."""
+    from types import SimpleNamespace
+
+    from baselines.omgd.train import OnlineTeachers, adapters
+
+    o = {"wide_ngf": 16, "deep_ngf": 8, "deep_block": "expansion", "ndf": 16, "n_layers_d": 3, "n_share": 2,
+         "lr": 1e-3, "iters": 3, "decay_from": 1.0, "n_dis": 1, "init": "normal"}
+    base = {"arch": "unet", "num_downs": 5, "ngf": 16, "norm": "batch", "dropout": False, "lambda_rec": 100.0}
+    onl = OnlineTeachers({"omgd": o, "teachers": {"original": base}}, SimpleNamespace(in_channels=1, out_channels=1),
+                         seed=0)
+    student = init_weights(build(record("unet", in_nc=1, out_nc=1, ngf=8, num_downs=5)), "normal")
+    nets = {"wide": onl.wide, "deep": onl.deep, "D": onl.D, "student": student,
+            "adapters": adapters([16, 64, 128, 32], [32, 128, 256, 64], "normal")}
+    for name, net in nets.items():
+        w, b, g, beta = _init_stats(net)
+        n = w.numel()
+        # the sample std of n normal draws is within 5 standard errors (0.02 / sqrt(2n)) of 0.02
+        assert abs(w.std().item() - 0.02) < 5 * 0.02 / (2 * n) ** 0.5, name
+        assert abs(w.mean().item()) < 5 * 0.02 / n ** 0.5, name
+        assert torch.all(b == 0) and torch.all(beta == 0), name
+        if g.numel():
+            assert abs(g.mean().item() - 1) < 5 * 0.02 / g.numel() ** 0.5 and abs(g.std().item() - 0.02) < 0.006, name
+    # PyTorch's default for comparison (what the test tells apart): other conv statistics, BatchNorm weights 1
+    w, _, g, _ = _init_stats(build(record("unet", in_nc=1, out_nc=1, ngf=8, num_downs=5)))
+    assert abs(w.std().item() - 0.02) > 0.002 and torch.all(g == 1)

@@ -26,7 +26,7 @@ class OMGD(Method):
         "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "decay_from": FRACTION, "n_dis": integer(1),
         "n_share": integer(0), "ndf": integer(1), "n_layers_d": integer(1),
         "lambda_ssim": NONNEG, "ssim_unit_range": BOOL, "lambda_style": NONNEG, "lambda_feature": NONNEG,
-        "lambda_tv": NONNEG, "lambda_cd": NONNEG, "eval_every": integer(1),
+        "lambda_tv": NONNEG, "lambda_cd": NONNEG, "eval_every": integer(1), "init": choice("normal", "default"),
     }, required=False)
 
     def stages(self, cfg: dict) -> tuple[Stage, ...]:

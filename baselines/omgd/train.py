@@ -40,7 +40,7 @@ from torch import nn
 
 from vem.losses import gan_loss, ssim, style_loss, tv_loss
 from vem.mi import NonFiniteError
-from vem.models import MultiNLayerDiscriminator, build, from_config, load_generator
+from vem.models import MultiNLayerDiscriminator, build, from_config, init_weights, load_generator
 from vem.resume import load_objects_state, objects_state
 from vem.train import check_finite, linear_decay, snapshot_weights, train_teacher
 from vem.utils import config_hash, seed_all
@@ -48,12 +48,15 @@ from vem.utils import config_hash, seed_all
 TEACHER_SEED_OFFSET = 7919  # teachers' init stream: seed + offset, independent of the student's
 # omgd keys that shape the online teachers' trajectory (the rest only affect the student)
 TEACHER_KEYS = ("wide_ngf", "deep_ngf", "deep_block", "iters", "batch", "lr", "decay_from", "n_dis", "n_share", "ndf",
-                "n_layers_d")
+                "n_layers_d", "init")
 TRAJECTORY_KIND = "omgd-online-teachers/2"   # bumped whenever the code changes what a trajectory holds
 
 
-def _adapter(c_in: int, c_out: int) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+def adapters(s_ch: list[int], t_ch: list[int], init: str) -> nn.ModuleList:
+    """OMGD's channel-distillation connectors: per tap a 1x1 conv (no bias) + BN + ReLU from the student's
+    width to the teacher's, initialised by ``init_net`` (``init``)."""
+    return init_weights(nn.ModuleList(nn.Sequential(nn.Conv2d(a, b, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU())
+                                      for a, b in zip(s_ch, t_ch)), init)
 
 
 def _feature_channels(gen: nn.Module, in_nc: int, size: int) -> list[int]:
@@ -86,12 +89,13 @@ class OnlineTeachers:
         io = (spec.in_channels, spec.out_channels)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + TEACHER_SEED_OFFSET)
-            self.wide = build(from_config(base, *io, ngf=o["wide_ngf"]))
+            self.wide = init_weights(build(from_config(base, *io, ngf=o["wide_ngf"])), o["init"])
             deep_arch = "unet_deepest" if base["arch"].startswith("unet") else "mobile_deepest_resnet"
             deep_extra = {"deep_block": o["deep_block"]} if deep_arch == "unet_deepest" else {}
-            self.deep = build(from_config(base, *io, ngf=o["deep_ngf"], arch=deep_arch, **deep_extra))
-            self.D = MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"], o["n_layers_d"],
-                                              "batch", o["n_share"], n_heads=2)
+            self.deep = init_weights(build(from_config(base, *io, ngf=o["deep_ngf"], arch=deep_arch, **deep_extra)),
+                                     o["init"])
+            self.D = init_weights(MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"],
+                                                           o["n_layers_d"], "batch", o["n_share"], n_heads=2), o["init"])
         teachers = list(self.wide.parameters()) + list(self.deep.parameters())
         self.opt_t = torch.optim.Adam(teachers, lr=o["lr"], betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o["lr"], betas=(0.5, 0.999))
@@ -227,7 +231,7 @@ def distill(ctx) -> tuple[dict, list]:
     paired = spec.kind == "paired"
     base = cfg["teachers"]["original"] if paired else o["teacher"]
     student_rec = from_config(base, spec.in_channels, spec.out_channels, ngf=o["student_ngf"])
-    student = build(student_rec)
+    student = init_weights(build(student_rec), o["init"])
     perceptual = ctx.perceptual()
     scorer = ctx.scorer()
     online = replay = wide = teacher_ck = None
@@ -247,9 +251,9 @@ def distill(ctx) -> tuple[dict, list]:
         total = len(teacher_ck["snapshots"]) * per_phase
         t_ch = _feature_channels(wide, spec.in_channels, spec.size)
     s_ch = _feature_channels(student, spec.in_channels, spec.size)
-    adapters = nn.ModuleList([_adapter(a, b) for a, b in zip(s_ch, t_ch)])
+    cd_adapters = adapters(s_ch, t_ch, o["init"])
     addon = ctx.build_addon(spec.out_channels, spec.size, data.n("train", "A"))
-    params = list(student.parameters()) + list(adapters.parameters())
+    params = list(student.parameters()) + list(cd_adapters.parameters())
     opt_s = torch.optim.Adam(params + addon.student_parameters(), lr=o["lr"], betas=(0.5, 0.999))
     sched_s = linear_decay(opt_s, total, o["decay_from"])
     gen = torch.Generator().manual_seed(seed)
@@ -265,7 +269,7 @@ def distill(ctx) -> tuple[dict, list]:
             loss = loss + o["lambda_feature"] * F.l1_loss(ps[1], pt[1].detach()) + o["lambda_tv"] * tv_loss(s)
         if o["lambda_cd"] > 0:
             cd = sum(F.mse_loss(ad(fs).mean((2, 3)), ft.detach())
-                     for ad, fs, ft in zip(adapters, s_feats, t_feat_means))
+                     for ad, fs, ft in zip(cd_adapters, s_feats, t_feat_means))
             loss = loss + o["lambda_cd"] * cd
         return loss
 
@@ -320,7 +324,7 @@ def distill(ctx) -> tuple[dict, list]:
             t_out, t_feats = wide.forward_features(a)
         return student_step(it, a, idx, [t_out], [f.mean((2, 3)) for f in t_feats], t_out)
 
-    state = {"student": student, "adapters": adapters, "opt_s": opt_s, "sched_s": sched_s, "addon": addon}
+    state = {"student": student, "adapters": cd_adapters, "opt_s": opt_s, "sched_s": sched_s, "addon": addon}
     if online is not None:
         state["teachers"] = online
     loop = ctx.loop(f"OMGD+{ctx.addon} {spec.id} seed {seed}", total, state, gen, eval_every=o["eval_every"],
