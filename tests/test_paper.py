@@ -272,9 +272,10 @@ def test_prepare_refuses_an_incomplete_dataset(tmp_path):
 # released teachers
 
 
-def _flat_pix2pix_resnet(ngf=4, norm="instance", dropout=False):
+def _flat_pix2pix_resnet(ngf=4, norm="instance", dropout_slot=False):
     """A pix2pix/CycleGAN ResNet generator as one flat nn.Sequential (the released files' key layout),
-    written here independently of vem.models."""
+    written here independently of vem.models; ``dropout_slot``: GAN-Compression's blocks, which always hold
+    a Dropout(dropout_rate) after the first ReLU, at its default rate 0."""
     nl = (lambda c: nn.InstanceNorm2d(c)) if norm == "instance" else (lambda c: nn.BatchNorm2d(c))
     bias = norm == "instance"
 
@@ -282,7 +283,7 @@ def _flat_pix2pix_resnet(ngf=4, norm="instance", dropout=False):
         def __init__(self, c):
             super().__init__()
             layers = [nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, bias=bias), nl(c), nn.ReLU(True)]
-            layers += [nn.Dropout(0.5)] if dropout else []
+            layers += [nn.Dropout(0.0)] if dropout_slot else []
             layers += [nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, bias=bias), nl(c)]
             self.conv_block = nn.Sequential(*layers)
 
@@ -307,14 +308,16 @@ def _flat_pix2pix_resnet(ngf=4, norm="instance", dropout=False):
     return Flat()
 
 
-@pytest.mark.parametrize("norm,dropout", [("instance", False), ("batch", True)])
-def test_import_released_teacher_reproduces_its_outputs(tmp_path, norm, dropout):
+@pytest.mark.parametrize("norm,dropout_slot", [("instance", False), ("batch", True), ("instance", True)])
+def test_import_released_teacher_reproduces_its_outputs(tmp_path, norm, dropout_slot):
+    """Same outputs in eval *and* train mode: GAN-Compression's rate-0 dropout slot is no dropout (it was
+    imported as Dropout(0.5), which differs in train mode)."""
     from vem.models import load_generator
     from vem.pretrained import import_teacher
     from vem.utils import load_checkpoint
 
     torch.manual_seed(0)
-    ref = _flat_pix2pix_resnet(norm=norm, dropout=dropout).eval()
+    ref = _flat_pix2pix_resnet(norm=norm, dropout_slot=dropout_slot).eval()
     if norm == "batch":  # non-trivial running statistics
         with torch.no_grad():
             for mod in ref.modules():
@@ -325,11 +328,14 @@ def test_import_released_teacher_reproduces_its_outputs(tmp_path, norm, dropout)
     ck = import_teacher("gan_compression/cycle_gan/horse2zebra", tmp_path / "t" / "generator.pt",
                         user_path=str(tmp_path / "latest_net_G.pth"), cache=tmp_path / "cache", log=lambda m: None)
     assert ck["generator"]["backbone"] == "resnet"
-    assert ck["generator"]["kwargs"]["norm"] == norm and ck["generator"]["kwargs"]["dropout"] == dropout
-    G = load_generator(load_checkpoint(tmp_path / "t" / "generator.pt")).eval()
+    assert ck["generator"]["kwargs"]["norm"] == norm and ck["generator"]["kwargs"]["dropout"] is False
+    G = load_generator(load_checkpoint(tmp_path / "t" / "generator.pt"))
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    with torch.no_grad():
-        torch.testing.assert_close(G(x), ref(x))
+    for train in (False, True):
+        G.train(train)
+        ref.train(train)
+        with torch.no_grad():
+            torch.testing.assert_close(G(x), ref(x))
     assert len(ck["source_sha256"]) == 64
 
 

@@ -5,7 +5,7 @@ HuggingFace; the hanlab.mit.edu URLs in its scripts are dead). They are pix2pix/
 generators (``resnet_9blocks``, ngf 64) saved as flat ``model.<i>...`` state dicts. ``import_teacher``
 downloads one (or copies a user-given file), checks its sha256 (pinned where known; otherwise computed
 and recorded with a warning), maps the keys onto :class:`vem.models.generators.ResnetGenerator` (the norm
-layer and dropout are read from the keys) and writes a teacher checkpoint the workflow uses like a
+layer is read from the keys; GAN-Compression's rate-0 dropout slot in each block is no dropout) and writes a teacher checkpoint the workflow uses like a
 trained one.
 
 Key layout of the flat generator (pix2pix ``ResnetGenerator``): ``model.0-9`` stem (pad, 7x7 conv, norm,
@@ -43,6 +43,16 @@ def flat_resnet_to_vem(sd: dict, n_blocks: int = 9) -> tuple[dict, dict]:
     if bad:
         raise ValueError(f"not a flat ResNet generator state dict (unexpected key {bad[0]!r})")
     first = n_blocks + 10
+    # GAN-Compression's blocks always hold a Dropout(dropout_rate) slot after the first ReLU (index 4, so the
+    # second conv sits at 6); its released models were trained with its default rate 0, i.e. no dropout.
+    # The slot holds no weights: such a block is imported as one without dropout (conv 6 -> 5, norm 7 -> 6).
+    slot = "model.10.conv_block.6.weight" in sd
+
+    def block_key(rest: str) -> str:
+        j, tail = rest.removeprefix("conv_block.").split(".", 1)
+        j = int(j)
+        return f"block.{j - 1 if slot and j > 4 else j}.{tail}"
+
     out = {}
     for k, v in sd.items():
         i, rest = _KEY.match(k).groups()
@@ -50,16 +60,15 @@ def flat_resnet_to_vem(sd: dict, n_blocks: int = 9) -> tuple[dict, dict]:
         if i < 10:
             out[f"stem.{i}.{rest}"] = v
         elif i < first:
-            out[f"blocks.{i - 10}.{rest.replace('conv_block.', 'block.', 1)}"] = v
+            out[f"blocks.{i - 10}.{block_key(rest)}"] = v
         else:
             out[f"head.{i - first}.{rest}"] = v
     from .models import record
 
     ngf = sd["model.1.weight"].shape[0]
     norm = "batch" if "model.2.running_mean" in sd else ("instance" if "model.1.bias" in sd else "none")
-    dropout = "model.10.conv_block.6.weight" in sd
     rec = record("resnet", in_nc=sd["model.1.weight"].shape[1], out_nc=sd[f"model.{first + 7}.weight"].shape[0],
-                 ngf=ngf, norm=norm, n_blocks=n_blocks, dropout=dropout)
+                 ngf=ngf, norm=norm, n_blocks=n_blocks, dropout=False)
     return out, rec
 
 
