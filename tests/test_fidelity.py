@@ -110,7 +110,7 @@ def test_online_teachers_follow_omgds_update_order(n_dis):
 
     from .omgd_reference import RefMultiD
 
-    o = {"wide_ngf": 4, "deep_ngf": 2, "deep_block": "expansion", "ndf": 4, "n_layers_d": 3, "n_share": 2,
+    o = {"wide_ngf": 4, "deep_ngf": 2, "ndf": 4, "n_layers_d": 3, "n_share": 2,
          "lr": 1e-3, "iters": 3, "decay_from": 1.0, "n_dis": n_dis, "init": "normal"}
     base = {"arch": "unet", "num_downs": 5, "ngf": 4, "norm": "batch", "dropout": False, "lambda_rec": 100.0}
     onl = OnlineTeachers({"omgd": o, "teachers": {"original": base}}, SimpleNamespace(in_channels=1, out_channels=1),
@@ -176,7 +176,7 @@ def test_omgd_initialises_as_init_net():
 
     from baselines.omgd.train import OnlineTeachers, adapters
 
-    o = {"wide_ngf": 16, "deep_ngf": 8, "deep_block": "expansion", "ndf": 16, "n_layers_d": 3, "n_share": 2,
+    o = {"wide_ngf": 16, "deep_ngf": 8, "ndf": 16, "n_layers_d": 3, "n_share": 2,
          "lr": 1e-3, "iters": 3, "decay_from": 1.0, "n_dis": 1, "init": "normal"}
     base = {"arch": "unet", "num_downs": 5, "ngf": 16, "norm": "batch", "dropout": False, "lambda_rec": 100.0}
     onl = OnlineTeachers({"omgd": o, "teachers": {"original": base}}, SimpleNamespace(in_channels=1, out_channels=1),

@@ -244,6 +244,29 @@ def test_paper_scale_cost(model, ngf, macs, macs_tol, params, params_tol):
     assert G.training  # count_macs restores the mode it found
 
 
+def _unet_macs_by_hand(in_nc, out_nc, ngf, num_downs, side):
+    """torchprofile's count of the U-Net, written out: convs = output elements x C_in x k^2 (a ConvTranspose by
+    its output), affine BatchNorm = its output elements, and nothing for ReLU, tanh, concatenation and the
+    *in-place* LeakyReLU (pix2pix/OMGD's; torchprofile counts an out-of-place leaky_relu per element)."""
+    levels = [(in_nc, ngf, out_nc), (ngf, 2 * ngf, ngf), (2 * ngf, 4 * ngf, 2 * ngf), (4 * ngf, 8 * ngf, 4 * ngf)]
+    levels += [(8 * ngf, 8 * ngf, 8 * ngf)] * (num_downs - 4)
+    macs, s = 0, side
+    for i, (c_in, inner, outer) in enumerate(levels):
+        outermost, innermost = i == 0, i == len(levels) - 1
+        macs += inner * (s // 2) ** 2 * c_in * 16                        # down conv 4x4 / 2
+        macs += 0 if outermost or innermost else inner * (s // 2) ** 2   # its BatchNorm
+        macs += outer * s**2 * (inner if innermost else 2 * inner) * 16  # up ConvTranspose 4x4 / 2, per output
+        macs += 0 if outermost else outer * s**2                        # its BatchNorm
+        s //= 2
+    return macs
+
+
+@pytest.mark.parametrize("in_nc,out_nc,ngf,num_downs,side", [(1, 1, 8, 5, 32), (6, 1, 16, 5, 32), (3, 3, 16, 8, 256)])
+def test_unet_macs_equal_a_count_by_hand(in_nc, out_nc, ngf, num_downs, side):
+    G = build(record("unet", in_nc=in_nc, out_nc=out_nc, ngf=ngf, num_downs=num_downs))
+    assert count_macs(G, in_nc, side) == _unet_macs_by_hand(in_nc, out_nc, ngf, num_downs, side)
+
+
 def test_conv_transpose_counted_per_output_pixel():
     m = nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1)
     out_elems = 1 * 2 * 16 * 16

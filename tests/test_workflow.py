@@ -36,7 +36,7 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     # values every job would reject: caught while the DAG is built, by the code the jobs run
     ("overrides: {addon.vem.on_nonfinite: ignore}", "addon.vem.on_nonfinite"),
     ("overrides: {addon.vem.step_ref_size: 0}", "addon.vem.step_ref_size"),
-    ("overrides: {omgd.deep_block: dense}", "omgd.deep_block"),
+    ("overrides: {omgd.init: xavier}", "omgd.init"),
     ("overrides: {omgd.teacher.iterz: 3}", "omgd.teacher.iterz"),
     ("overrides: {omgd.n_share: 5}", "omgd.n_share"),   # the mini D (n_layers_d 2) has 4 stages
     ("methods: {omgd: [fmnist_nope]}", "fmnist_nope"),

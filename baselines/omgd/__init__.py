@@ -22,7 +22,7 @@ class OMGD(Method):
     config_file = Path(__file__).with_name("config.yaml")
     schema = section({
         "student_ngf": integer(1), "wide_ngf": integer(1), "deep_ngf": integer(1), "share_teachers": BOOL,
-        "deep_block": choice("expansion", "bottleneck"), "teacher": TEACHER,
+        "teacher": TEACHER,
         "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "decay_from": FRACTION, "n_dis": integer(1),
         "n_share": integer(0), "ndf": integer(1), "n_layers_d": integer(1),
         "lambda_ssim": NONNEG, "ssim_unit_range": BOOL, "lambda_style": NONNEG, "lambda_feature": NONNEG,

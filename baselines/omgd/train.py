@@ -47,9 +47,9 @@ from vem.utils import config_hash, seed_all
 
 TEACHER_SEED_OFFSET = 7919  # teachers' init stream: seed + offset, independent of the student's
 # omgd keys that shape the online teachers' trajectory (the rest only affect the student)
-TEACHER_KEYS = ("wide_ngf", "deep_ngf", "deep_block", "iters", "batch", "lr", "decay_from", "n_dis", "n_share", "ndf",
+TEACHER_KEYS = ("wide_ngf", "deep_ngf", "iters", "batch", "lr", "decay_from", "n_dis", "n_share", "ndf",
                 "n_layers_d", "init")
-TRAJECTORY_KIND = "omgd-online-teachers/2"   # bumped whenever the code changes what a trajectory holds
+TRAJECTORY_KIND = "omgd-online-teachers/3"   # bumped whenever the code changes what a trajectory holds
 
 
 def adapters(s_ch: list[int], t_ch: list[int], init: str) -> nn.ModuleList:
@@ -91,8 +91,7 @@ class OnlineTeachers:
             torch.manual_seed(seed + TEACHER_SEED_OFFSET)
             self.wide = init_weights(build(from_config(base, *io, ngf=o["wide_ngf"])), o["init"])
             deep_arch = "unet_deepest" if base["arch"].startswith("unet") else "mobile_deepest_resnet"
-            deep_extra = {"deep_block": o["deep_block"]} if deep_arch == "unet_deepest" else {}
-            self.deep = init_weights(build(from_config(base, *io, ngf=o["deep_ngf"], arch=deep_arch, **deep_extra)),
+            self.deep = init_weights(build(from_config(base, *io, ngf=o["deep_ngf"], arch=deep_arch)),
                                      o["init"])
             self.D = init_weights(MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"],
                                                            o["n_layers_d"], "batch", o["n_share"], n_heads=2), o["init"])

@@ -2,8 +2,9 @@
 
 torchprofile counts a convolution as output elements x C_in/groups x k^2 - for a ConvTranspose that is
 the *output* size, i.e. stride^2 times the multiply-adds actually done. That is how the papers' 56.80 G
-for resnet_9blocks arises (true work: ~49.5 G). Normalisation, activations and padding count as 0
-(torchprofile >= 0.0.3 counts affine norms). Batch 1.
+for resnet_9blocks arises (true work: ~49.5 G). An affine norm counts its output elements (torchprofile >=
+0.0.3), and so does an *out-of-place* LeakyReLU; ReLU, tanh, padding, concatenation and the in-place
+LeakyReLU that pix2pix/OMGD's U-Net uses (and ours) count 0. Batch 1.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ def unet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, num_downs: int = 8, nor
 
 
 def unet_deepest(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, num_downs: int = 8, norm: str = "batch",
-                 dropout: bool = False, deep_block: str = "expansion") -> nn.Module:
-    return UnetGenerator(in_nc, out_nc, ngf, num_downs, norm, dropout, deep=2, deep_block=deep_block)
+                 dropout: bool = False) -> nn.Module:
+    return UnetGenerator(in_nc, out_nc, ngf, num_downs, norm, dropout, deep=2)
 
 
 def resnet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance",

@@ -71,8 +71,9 @@ class UnetLevel(nn.Module):
 
     def forward(self, x, feats=None):
         if not self.outermost:
-            # pix2pix applies an in-place LeakyReLU here, so the skip connection carries the activated x
-            x = nn.functional.leaky_relu(x, 0.2)
+            # in place, as pix2pix/OMGD: the skip connection carries the activated x, and torchprofile counts
+            # the in-place op as 0 MACs (the out-of-place one as one MAC per element)
+            x = nn.functional.leaky_relu(x, 0.2, inplace=True)
             if feats is not None and self.tap == "in":
                 feats.append(x)
         h = self.down(x)
@@ -85,21 +86,6 @@ class UnetLevel(nn.Module):
         else:
             y = self.up(h)
         return y if self.outermost else torch.cat([x, y], 1)
-
-
-class Bottleneck(nn.Module):
-    """Residual bottleneck (1x1 expand x4 -> 3x3 -> 1x1) used to deepen OMGD's deep teacher."""
-
-    def __init__(self, c, norm="batch", expand=4):
-        super().__init__()
-        nl = norm_layer(norm)
-        e = c * expand
-        self.body = nn.Sequential(nn.Conv2d(c, e, 1, bias=False), nl(e), nn.ReLU(True),
-                                  nn.Conv2d(e, e, 3, 1, 1, bias=False), nl(e), nn.ReLU(True),
-                                  nn.Conv2d(e, c, 1, bias=False), nl(c))
-
-    def forward(self, x):
-        return torch.relu(x + self.body(x))
 
 
 class ExpansionBlock(nn.Module):
@@ -121,27 +107,19 @@ class ExpansionBlock(nn.Module):
         return x + self.block(x)
 
 
-DEEP_BLOCKS = {"expansion": ExpansionBlock, "bottleneck": Bottleneck}
-
-
 class UnetGenerator(nn.Module):
-    """pix2pix U-Net. ``deep > 0`` gives OMGD's ``unet_deepest``: ``deep`` extra residual blocks after every
+    """pix2pix U-Net. ``deep > 0`` gives OMGD's ``unet_deepest``: ``deep`` of OMGD's expansion blocks after every
     down-conv and on every up path of the non-innermost levels (after the up-conv's norm; on the outermost
-    level, whose output is the image, before its ReLU -> up-conv -> tanh, on the 2 x ngf concatenated map). With ``deep_block='expansion'``
-    (OMGD's block) this reproduces unet_deepest_256 ngf 16: 18.376 G MACs, 44.172 M params (torchprofile).
-    ``deep_block='bottleneck'`` (1x1 x4, 3x3, 1x1) is the lighter block the embedded suite was tuned with."""
+    level, whose output is the image, before its ReLU -> up-conv -> tanh, on the 2 x ngf concatenated map).
+    unet_deepest_256 ngf 16: 18.376 G MACs, 44.172 M params (torchprofile), as OMGD's."""
 
-    def __init__(self, in_nc=3, out_nc=3, ngf=64, num_downs=8, norm="batch", dropout=False, deep=0,
-                 deep_block="expansion"):
+    def __init__(self, in_nc=3, out_nc=3, ngf=64, num_downs=8, norm="batch", dropout=False, deep=0):
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"U-Net num_downs must be >= 5, got {num_downs}")
-        if deep_block not in DEEP_BLOCKS:
-            raise ValueError(f"unknown deep_block {deep_block!r}; choose one of {sorted(DEEP_BLOCKS)}")
-        block = DEEP_BLOCKS[deep_block]
 
         def extra(c):
-            return nn.Sequential(*[block(c, norm) for _ in range(deep)]) if deep else None
+            return nn.Sequential(*[ExpansionBlock(c, norm) for _ in range(deep)]) if deep else None
 
         # levels are numbered from the outermost (1); OMGD's channel-distillation taps (see forward_features)
         tap = {2: "up", 3: "in", 4: "up", 5: "in"}
@@ -153,8 +131,7 @@ class UnetGenerator(nn.Module):
             level = UnetLevel(ngf * mult, ngf * mult * 2, inner=level, norm=norm,
                               extra_down=extra(ngf * mult * 2), extra_up=extra(ngf * mult), tap=tap[depth])
         self.model = UnetLevel(out_nc, ngf, in_nc=in_nc, inner=level, outermost=True, norm=norm,
-                               extra_down=extra(ngf),
-                               extra_up=extra(ngf * 2) if deep_block == "expansion" else None)
+                               extra_down=extra(ngf), extra_up=extra(ngf * 2))
         self.num_downs = num_downs
 
     def forward(self, x):
