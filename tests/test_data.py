@@ -345,14 +345,18 @@ def test_task_ids(fm):
 # tensors
 
 
-def test_image_tensor_round_trip_exact():
+def test_image_tensor_round_trip_within_one_level():
+    """uint8 -> [-1, 1] -> uint8: to_uint8 truncates (tensor2im), so a level whose float32 image lands a hair
+    below it comes back one lower; never more, never higher; the extremes are exact."""
     spec = T.get_task("fmnist_sneaker2boot")
     x = np.arange(256, dtype=np.uint8).reshape(1, 16, 16).repeat(3, 0)
     for side in "AB":
         t = T.to_tensor(x, spec, side)
         assert t.shape == (3, 1, 16, 16) and t.dtype == torch.float32
         assert t.min().item() == -1.0 and t.max().item() == 1.0
-        np.testing.assert_array_equal(T.to_uint8(t), x)
+        back = T.to_uint8(t).astype(int)
+        assert back.shape == x.shape and set(np.unique(x - back)) <= {0, 1}
+        assert back.min() == 0 and back.max() == 255
     # out-of-range generator outputs saturate
     np.testing.assert_array_equal(T.to_uint8(torch.tensor([[[[-3.0, 7.0]]]])), np.array([[[0, 255]]], np.uint8))
 

@@ -196,3 +196,23 @@ def test_omgd_initialises_as_init_net():
     # PyTorch's default for comparison (what the test tells apart): other conv statistics, BatchNorm weights 1
     w, _, g, _ = _init_stats(build(record("unet", in_nc=1, out_nc=1, ngf=8, num_downs=5)))
     assert abs(w.std().item() - 0.02) > 0.002 and torch.all(g == 1)
+
+
+def test_generated_images_quantised_as_tensor2im():
+    """Generated [-1, 1] images become uint8 as pix2pix/OMGD's tensor2im does: (x + 1) / 2 * 255 clipped,
+    then truncated (rounding moved about half of the pixel values one level up)."""
+    import numpy as np
+
+    from vem.data import to_uint8
+
+    from .omgd_reference import tensor2im
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 16, 16, generator=g) * 2.2 - 1.1            # beyond [-1, 1] too
+    x[0, 0, 0, :6] = torch.tensor([-1.0, 1.0, 0.0, 1 / 255, -1 + 2 / 255, 0.999])
+    for batch in (x, x[:, :1]):                                        # RGB and one channel
+        ours, ref = to_uint8(batch), tensor2im(batch)
+        assert ours.dtype == np.uint8 and ours.shape == ref.shape
+        np.testing.assert_array_equal(ours, ref)
+    rounded = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert 0.3 < (rounded != to_uint8(x)).mean() < 0.7

@@ -4,6 +4,7 @@ DRN mIoU) with stand-in weights, and the paper tables' published-vs-measured col
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -248,6 +249,17 @@ def test_cityscapes_pairs_direction_and_labels(tmp_path):
     assert len(idx["labels"]["test"]) == 2 and all(f.endswith("_gtFine_labelIds.png") for f in idx["labels"]["test"])
     pair = np.asarray(Image.open(idx["splits"]["test"]["AB"][0]))
     assert pair.shape == (256, 512, 3)
+    # pix2pix's preparation: both halves RGB, resized with Pillow's bicubic default, one JPEG at quality 100,
+    # 4:4:4 (written here from its description, on the same source files)
+    stem = Path(idx["splits"]["test"]["AB"][0]).stem
+    src = {"photo": root / "leftImg8bit" / "val" / "city" / f"{stem}_leftImg8bit.png",
+           "color": root / "gtFine" / "val" / "city" / f"{stem}_gtFine_color.png"}
+    ref = Image.new("RGB", (512, 256))
+    for k, x in (("photo", 0), ("color", 256)):
+        ref.paste(Image.open(src[k]).convert("RGB").resize((256, 256)), (x, 0))
+    buf = io.BytesIO()
+    ref.save(buf, format="JPEG", quality=100, subsampling=0)
+    np.testing.assert_array_equal(pair, np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
     data = FolderTaskData(out, "cityscapes", 286, 256)
     a = data.load_u8("test", "A", 0)   # input = the colour label map (right half), photo = target
     np.testing.assert_array_equal(a, pair[:, 256:])

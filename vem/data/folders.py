@@ -55,7 +55,9 @@ def _holdout(files: list[str], n_val: int, seed: int) -> tuple[list[str], list[s
 
 
 def _cityscapes_pairs(root: Path, split: str, out: Path, size: int = 256) -> tuple[list[str], list[str]]:
-    """pix2pix's Cityscapes preparation: photo (A) | colour labels (B), each resized to size x size."""
+    """pix2pix's Cityscapes preparation (``prepare_cityscapes_dataset.py``): photo (A) | colour labels (B), each
+    converted to RGB and resized to size x size with Pillow's default filter (bicubic), side by side, stored as
+    JPEG at quality 100 without chroma subsampling."""
     from PIL import Image
 
     photos = sorted((root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
@@ -70,15 +72,15 @@ def _cityscapes_pairs(root: Path, split: str, out: Path, size: int = 256) -> tup
         for f in (color, ids):
             if not f.is_file():
                 raise FileNotFoundError(f"cityscapes: {f} is missing (needed for {ph.name})")
-        dst = out / f"{stem}.png"
+        dst = out / f"{stem}.jpg"
         if not dst.is_file():
             a = Image.open(ph).convert("RGB").resize((size, size), Image.BICUBIC)
-            b = Image.open(color).convert("RGB").resize((size, size), Image.NEAREST)
+            b = Image.open(color).convert("RGB").resize((size, size), Image.BICUBIC)
             ab = Image.new("RGB", (2 * size, size))
             ab.paste(a, (0, 0))
             ab.paste(b, (size, 0))
-            tmp = dst.with_name(f".{dst.name}.tmp.png")
-            ab.save(tmp)
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            ab.save(tmp, format="JPEG", quality=100, subsampling=0)
             tmp.replace(dst)
         pairs.append(str(dst))
         labels.append(str(ids))

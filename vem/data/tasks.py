@@ -162,10 +162,11 @@ def to_tensor(x: np.ndarray, spec: TaskSpec, side: str):
 
 
 def to_uint8(x) -> np.ndarray:
-    """[-1, 1] float tensor (N, C, H, W) -> uint8 (N, H, W) for C = 1, (N, H, W, C) otherwise, rounded to the
-    nearest level, as the images are quantised before any metric."""
+    """[-1, 1] float tensor (N, C, H, W) -> uint8 (N, H, W) for C = 1, (N, H, W, C) otherwise, as pix2pix /
+    GAN-Compression / OMGD's ``tensor2im``: (x + 1) / 2 * 255 in float32, clipped to [0, 255], then
+    *truncated* (``astype(uint8)``), as the images are quantised before any metric."""
     import torch
 
-    u8 = ((x.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    u8 = ((x.detach().float() + 1) / 2 * 255).clamp(0, 255).to(torch.uint8)   # float -> uint8 truncates
     u8 = u8.squeeze(1) if u8.shape[1] == 1 else u8.permute(0, 2, 3, 1)
     return u8.cpu().numpy()
