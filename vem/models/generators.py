@@ -188,14 +188,13 @@ class MobileResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """pix2pix/CycleGAN ResNet generator; ``mobile=True`` uses separable residual blocks; ``deep > 0``
-    adds that many extra residual blocks after each downsampling. ``deepest=True`` is OMGD's
+    """pix2pix/CycleGAN ResNet generator; ``mobile=True`` uses separable residual blocks. ``deepest=True`` is OMGD's
     ``mobile_deepest_resnet``: after every down- and up-sampling an expansion block + 3x3 conv/norm/ReLU,
     and two expansion blocks between the halves of the residual blocks (18.237 G MACs, 2.547 M params at
     ngf 16, torchprofile)."""
 
     def __init__(self, in_nc=3, out_nc=3, ngf=64, n_blocks=9, norm="instance", dropout=False,
-                 mobile=False, n_down=2, deep=0, deepest=False):
+                 mobile=False, n_down=2, deepest=False):
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"ResNet generator n_blocks must be >= 1, got {n_blocks}")
@@ -212,7 +211,6 @@ class ResnetGenerator(nn.Module):
         for i in range(n_down):
             c = ngf * 2**i
             stem += [nn.Conv2d(c, c * 2, 3, 2, 1, bias=use_bias), nl(c * 2), nn.ReLU(True)] + deepen(c * 2)
-            stem += [block(c * 2, norm, dropout) for _ in range(deep)]
         self.stem = nn.Sequential(*stem)
         dim = ngf * 2**n_down
         blocks = [block(dim, norm, dropout) for _ in range(n_blocks)]
