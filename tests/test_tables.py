@@ -19,6 +19,7 @@ from scipy import stats
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
+from vem.stats import min_detectable_effect  # noqa: E402
 from vem.tables import render  # noqa: E402
 
 PAPER_BLOCK = "paper (real datasets, Inception FID / DRN-D-105 mIoU; NOT comparable with the rows above)"
@@ -102,6 +103,16 @@ def test_table4_stats_order_and_verdicts(tmp_path, s2b_metrics):
             base = np.array(S2B[("omgd", "none")])
             assert r["delta_vs_method"] == pytest.approx(vals.mean() - base.mean())
             assert r["p_value"] == pytest.approx(welch_p(vals, base), rel=1e-6)
+            # the paired effect and its 95 % interval are scipy's paired t over the matching seeds
+            ref = stats.ttest_rel(vals, base)
+            ci = ref.confidence_interval(0.95)
+            assert (r["delta_ci_low"], r["delta_ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+            assert r["p_paired"] == pytest.approx(ref.pvalue, rel=1e-9)
+            assert r["delta_pct"] == pytest.approx(100 * (vals - base).mean() / base.mean())
+            sd = (vals - base).std(ddof=1)
+            assert r["mde80"] == pytest.approx(min_detectable_effect(sd, 3))   # tested against simulation
+            assert r["mde80_pct"] == pytest.approx(100 * r["mde80"] / base.mean())
+            assert f"{r['delta_paired']:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]" in r["effect"]
     verdict = dict(zip(m["method"], m["verdict"].fillna("")))
     assert verdict["OMGD"] == ""
     assert verdict["OMGD + VEM"].startswith("better than OMGD (p=")

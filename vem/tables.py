@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .stats import min_detectable_effect, paired_effect, seeds_needed
 from .utils import atomic_write_text
 
 TITLES = {
@@ -28,6 +29,9 @@ TITLES = {
     5: "Table 5: sensitivity to lambda_MI (labels -> scene task)",
 }
 ADDON_ORDER = {"none": 0, "vid": 1, "crd": 2, "vem": 3}
+# per comparison row (add-on vs the same method alone); see vem.stats
+CMP_COLUMNS = ["delta_vs_method", "p_value", "p_paired", "delta_paired", "delta_ci_low", "delta_ci_high", "delta_pct",
+               "mde80", "mde80_pct", "seeds_for_5pct"]
 ADDON_NAMES = {"vid": "VID", "crd": "CRD", "vem": "VEM"}
 
 
@@ -83,19 +87,6 @@ def _welch(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def _paired(a: dict, b: dict) -> tuple[float, int]:
-    """Paired t-test p-value over the seeds present in both runs, and how many seeds matched."""
-    seeds = sorted(set(a) & set(b))
-    if len(seeds) < 2:
-        return float("nan"), len(seeds)
-    d = np.array([a[k] - b[k] for k in seeds], float)
-    if np.all(d == d[0]):
-        return (1.0 if d[0] == 0 else 0.0), len(seeds)
-    from scipy import stats
-
-    return float(stats.ttest_rel([a[k] for k in seeds], [b[k] for k in seeds]).pvalue), len(seeds)
-
-
 def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
     keys = ["task", "scale", "paper_task", "method", "addon", "lambda_mi"]
     df = df.copy()
@@ -116,21 +107,18 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
             row["last_quarter_share"] = float(np.max([c[1] for c in ch])) if ch else float("nan")
         out.append(row)
     s = pd.DataFrame(out)
-    # compare every add-on row with the same method alone
-    deltas, ps, pps, verdicts = [], [], [], []
+    # compare every add-on row with the same method alone: paired over matching seeds (Welch if < 2 match)
+    cmp = []
     for _, r in s.iterrows():
         base = s[(s.task == r.task) & (s.method == r.method) & (s.addon == "none")]
         if r.addon == "none" or r.method == "original" or base.empty:
-            deltas.append(float("nan"))
-            ps.append(float("nan"))
-            pps.append(float("nan"))
-            verdicts.append("")
+            cmp.append({"verdict": ""})
             continue
         b = base.iloc[0]
         d = r["mean"] - b["mean"]
         p = _welch(r["_values"], b["_values"])
-        pp, n_matched = _paired(r["_by_seed"], b["_by_seed"])
-        test, how = (pp, f"paired over {n_matched} seeds") if not math.isnan(pp) else (p, "Welch")
+        e = paired_effect(r["_by_seed"], b["_by_seed"])
+        test, how = (e["p"], f"paired over {e['n']} seeds") if not math.isnan(e["p"]) else (p, "Welch")
         better = d > 0 if r.higher_is_better else d < 0
         if math.isnan(test):
             v = "n < 2 seeds: no test"
@@ -138,15 +126,36 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
             v = f"{'better' if better else 'worse'} than {label(r.method, 'none')} (p={test:.3f}, {how})"
         else:
             v = f"no significant difference (p={test:.2f}, {how})"
-        deltas.append(d)
-        ps.append(p)
-        pps.append(pp)
-        verdicts.append(v)
-    s["delta_vs_method"], s["p_value"], s["p_paired"], s["verdict"] = deltas, ps, pps, verdicts
+        ref = abs(b["mean"])
+        mde = min_detectable_effect(e["sd"], e["n"])
+        cmp.append({"delta_vs_method": d, "p_value": p, "p_paired": e["p"], "verdict": v,
+                    "delta_paired": e["mean"], "delta_ci_low": e["ci_low"], "delta_ci_high": e["ci_high"],
+                    "delta_pct": 100 * e["mean"] / ref if ref else math.nan,
+                    "mde80": mde, "mde80_pct": 100 * mde / ref if ref else math.nan,
+                    "seeds_for_5pct": seeds_needed(0.05 * ref, e["sd"])})
+    cmp = pd.DataFrame(cmp, index=s.index)
+    for col in CMP_COLUMNS:
+        s[col] = cmp[col] if col in cmp else math.nan
+    s["verdict"] = cmp["verdict"]
     # within a task: the Original, then each method (in the order its runs were given) with its add-ons
     rank = {m: i + 1 for i, m in enumerate(dict.fromkeys(m for m in s["method"] if m != "original"))}
     s["order"] = s["method"].map(rank).fillna(0) * 10 + s["addon"].map(ADDON_ORDER).fillna(9)
     return s.sort_values(["task", "order", "lambda_mi"], kind="stable").drop(columns=["order"])
+
+
+def _effect_text(r) -> str:
+    if not np.isfinite(r.get("delta_paired", np.nan)):
+        return ""
+    ci = f" [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]" if np.isfinite(r["delta_ci_low"]) else ""
+    return f"{r['delta_paired']:+.3f}{ci} ({r['delta_pct']:+.1f} %)"
+
+
+def _mde_text(r) -> str:
+    if not np.isfinite(r.get("mde80", np.nan)):
+        return ""
+    n5 = r["seeds_for_5pct"]
+    n5 = "> 1000" if n5 is None or (isinstance(n5, float) and math.isnan(n5)) else int(n5)
+    return f"{r['mde80']:.3f} ({r['mde80_pct']:.1f} %; 5 %: {n5} seeds)"
 
 
 def _display(r) -> str:
@@ -221,7 +230,7 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "lambda_mi": "" if r["addon"] == "none" else r["lambda_mi"],
             "MACs": _fmt_count(r["macs"]), "params": _fmt_count(r["params"]), "metric": metric_note,
             "mean": r["mean"], "std": r["std"], "n": r["n"], "value": _display(r),
-            "delta_vs_method": r["delta_vs_method"], "p_value": r["p_value"], "p_paired": r["p_paired"],
+            **{c: r[c] for c in CMP_COLUMNS}, "effect": _effect_text(r), "mde": _mde_text(r),
             "verdict": r["verdict"],
             "val_change_last_quarter": r.get("val_change_last_quarter", float("nan")),
             "last_quarter_share": r.get("last_quarter_share", float("nan")),
@@ -255,16 +264,19 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
     out = Path(out)
     atomic_write_text(out, full.to_csv(index=False))
     md = out.with_suffix(".md")
-    cols = ["task", "stands_for", "method", "lambda_mi", "MACs", "params", "metric", "value", "verdict",
-            "val_change_last_quarter", "last_quarter_share"]
+    cols = ["task", "stands_for", "method", "lambda_mi", "MACs", "params", "metric", "value", "effect", "mde",
+            "verdict", "val_change_last_quarter", "last_quarter_share"]
     if paper_scale:
         cols[cols.index("verdict"):cols.index("verdict")] = ["paper_value", "delta_vs_paper"]
     if table != 5:
         cols.remove("lambda_mi")
     text = [f"# {TITLES[table]}", "",
             "## Measured here", "",
-            "Mean ± std over seeds (n). `verdict`: paired t-test over matching seeds (same initialisation and "
-            "batches) against the same method without add-on (Welch's test if < 2 seeds match). "
+            "Mean ± std over seeds (n). `effect`: the paired difference to the same method without add-on over "
+            "matching seeds (same initialisation and batches), its 95 % confidence interval and its size relative "
+            "to the method alone. `mde`: the smallest difference this many seeds detect with 80 % power at the "
+            "5 % level, given the observed paired spread (relative size; seeds that would resolve 5 %). "
+            "`verdict`: the paired t-test (Welch's test if < 2 seeds match). "
             "`val_change_last_quarter`: relative change of the held-out val metric over the last quarter of "
             "training, mean over seeds; `last_quarter_share`: that change as a share of the whole curve's range, "
             "worst seed (near 0 = the curve has flattened; a noisy flat curve stays below ~0.2).", "",
