@@ -5,8 +5,8 @@ HuggingFace; the hanlab.mit.edu URLs in its scripts are dead). They are pix2pix/
 generators (``resnet_9blocks``, ngf 64) saved as flat ``model.<i>...`` state dicts. ``import_teacher``
 downloads one (or copies a user-given file), checks its sha256 (pinned where known; otherwise computed
 and recorded with a warning), maps the keys onto :class:`vem.models.generators.ResnetGenerator` (the norm
-layer is read from the keys; GAN-Compression's rate-0 dropout slot in each block is no dropout) and writes a teacher checkpoint the workflow uses like a
-trained one.
+layer is read from the keys; GAN-Compression's rate-0 dropout slot in each block is no dropout) and writes a
+teacher checkpoint the workflow uses like a trained one.
 
 Key layout of the flat generator (pix2pix ``ResnetGenerator``): ``model.0-9`` stem (pad, 7x7 conv, norm,
 ReLU, two [3x3 stride-2 conv, norm, ReLU]), ``model.10-18`` the residual blocks (``conv_block.<j>``),

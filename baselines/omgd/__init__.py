@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vem.methods import Method, Stage
-from vem.schema import BOOL, ConfigError, FRACTION, NONNEG, POSITIVE, TEACHER, choice, integer, section
+from vem.schema import BOOL, FRACTION, NONNEG, POSITIVE, TEACHER, ConfigError, choice, integer, section
 
 
 class OMGD(Method):

@@ -93,8 +93,9 @@ class OnlineTeachers:
             deep_arch = "unet_deepest" if base["arch"].startswith("unet") else "mobile_deepest_resnet"
             self.deep = init_weights(build(from_config(base, *io, ngf=o["deep_ngf"], arch=deep_arch)),
                                      o["init"])
-            self.D = init_weights(MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"],
-                                                           o["n_layers_d"], "batch", o["n_share"], n_heads=2), o["init"])
+            D = MultiNLayerDiscriminator(spec.in_channels + spec.out_channels, o["ndf"], o["n_layers_d"], "batch",
+                                         o["n_share"], n_heads=2)
+            self.D = init_weights(D, o["init"])
         teachers = list(self.wide.parameters()) + list(self.deep.parameters())
         self.opt_t = torch.optim.Adam(teachers, lr=o["lr"], betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o["lr"], betas=(0.5, 0.999))

@@ -56,8 +56,8 @@ def evaluate(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_pat
     write_png_zip(generate_u8(G, data, "test", batch=cfg["eval"]["batch"]), images_zip)
     value, proto = backend.score(images_zip, ref)
     spec = data.spec
-    protocol = {"eval_split": "test", "n_images": data.n("test", "A"), "quantisation": "uint8 PNG before features ((x + 1) / 2 * 255 truncated, as tensor2im)",
-                **proto}
+    protocol = {"eval_split": "test", "n_images": data.n("test", "A"),
+                "quantisation": "uint8 PNG before features ((x + 1) / 2 * 255 truncated, as tensor2im)", **proto}
     return {"metric": {"name": backend.name, "value": float(value), "higher_is_better": backend.higher_is_better},
             "cost": profile(G, spec.in_channels, spec.size), "protocol": protocol, "eval_seconds": time.time() - t0}
 
