@@ -85,7 +85,7 @@ def paper(df):
 def test_table4_stats_order_and_verdicts(tmp_path, s2b_metrics):
     out = tmp_path / "tables" / "table4.csv"
     written = render(4, s2b_metrics, out)
-    assert written == [str(out), str(out.with_suffix(".md"))]
+    assert written == [str(out), str(out.with_suffix(".md")), str(out.with_suffix(".tex"))]
     df = pd.read_csv(out)
     m = measured(df)
     assert m["method"].tolist() == ["OMGD", "OMGD + VID", "OMGD + CRD", "OMGD + VEM"]
@@ -130,6 +130,14 @@ def test_table4_stats_order_and_verdicts(tmp_path, s2b_metrics):
     assert "## Measured here" in md and "## Published in the paper" in md
     assert "OMGD + CRD" in md and "CAT" not in md and "GAN-Compression" not in md
     assert not [f for f in os.listdir(out.parent) if f.endswith(".tmp")]
+    tex = out.with_suffix(".tex").read_text()
+    blocks = tex.split("\\begin{table}")
+    assert len(blocks) == 3 and "not comparable" in blocks[2] and "not comparable" not in blocks[1]
+    assert "\\toprule" in tex and "fmnist\\_sneaker2boot" in tex
+    assert "OMGD & 1.23M & FD-FMNIST (lower is better) & $21.000 \\pm 1.000$" in blocks[1]
+    # the best compressed model of the task (lowest FD: OMGD + VEM, 11.000) in bold, nothing else
+    assert blocks[1].count("\\mathbf") == 1 and "$\\mathbf{11.000 \\pm 1.000}$" in blocks[1]
+    assert "$-10.000$ $[-10.000, -10.000]$" in blocks[1]
 
 
 def test_table2_paper_layout(tmp_path, s2b_metrics):

@@ -81,10 +81,10 @@ def all_done_message():
     tables = " ".join(f"results/table{n}.csv" for n in config["tables"])
     if SCALE == "paper":
         return (
-            f"\nDone. Tables: {tables} (Markdown twins: .md), measured paper-scale numbers next to the "
+            f"\nDone. Tables: {tables} (twins: .md Markdown, .tex LaTeX), measured paper-scale numbers next to the "
             "paper's with their difference."
         )
     return (
-        f"\nDone. Tables: {tables} (Markdown twins: .md). Per-run metrics: results/runs/*/*/*/*/metrics.json\n"
+        f"\nDone. Tables: {tables} (twins: .md Markdown, .tex LaTeX). Per-run metrics: results/runs/*/*/*/*/metrics.json\n"
         "Mini numbers (FD-FMNIST, mIoU-FMNIST-scenes) are not comparable with the paper's FID / mIoU."
     )

@@ -6,6 +6,7 @@ rule render_table:
     output:
         csv="results/table{n}.csv",
         md="results/table{n}.md",
+        tex="results/table{n}.tex",
     log:
         "logs/render_table/{n}.log",
     benchmark:
