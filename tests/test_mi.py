@@ -15,6 +15,7 @@ import os
 import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -692,3 +693,45 @@ def test_lower_bound_spectral_norm_keeps_tiny_weight_and_plain_sn_normalises_it(
     u0 = conv.sn_u.clone()
     conv(x)
     assert torch.equal(conv.sn_u, u0)
+
+
+def test_gradient_probe_known_answer():
+    """A linear student s = W x with method loss |s - a|^2 and add-on loss lam |s - t|^2: the gradients at s
+    are 2 (s - a) and 2 lam (s - t), at W their products with x (written out with numpy)."""
+    from vem.mi import gradient_probe
+
+    g = torch.Generator().manual_seed(0)
+    x, a, t = (torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    W = torch.randn(4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    s = x @ W
+    lam = 0.3
+    st = gradient_probe(((s - a) ** 2).sum(), lam * ((s - t) ** 2).sum(), s, [W], t)
+    S, X, A, T = (v.detach().numpy() for v in (s, x, a, t))
+    gm_s, ga_s = 2 * (S - A), 2 * lam * (S - T)
+    gm_w, ga_w = X.T @ gm_s, X.T @ ga_s
+
+    def cos(u, v):
+        return float((u * v).sum() / np.linalg.norm(u) / np.linalg.norm(v))
+
+    assert st["probe_ratio_out"] == pytest.approx(np.linalg.norm(ga_s) / np.linalg.norm(gm_s), rel=1e-12)
+    assert st["probe_ratio_params"] == pytest.approx(np.linalg.norm(ga_w) / np.linalg.norm(gm_w), rel=1e-12)
+    assert st["probe_cos_out"] == pytest.approx(cos(ga_s, gm_s), rel=1e-12)
+    assert st["probe_cos_params"] == pytest.approx(cos(ga_w, gm_w), rel=1e-12)
+    assert st["probe_cos_to_positive"] == pytest.approx(1.0, rel=1e-12)   # an L2 pull toward t
+    away = gradient_probe(((s - a) ** 2).sum(), -lam * ((s - t) ** 2).sum(), s, [W], t)
+    assert away["probe_cos_to_positive"] == pytest.approx(-1.0, rel=1e-12)
+    assert gradient_probe(((s - a) ** 2).sum(), s.new_zeros(()), s, [W], t) == {}
+    assert W.grad is None    # the probe leaves no gradient behind
+
+
+def test_probe_summary_of_a_curve():
+    import pandas as pd
+
+    from vem.mi.probe import summarise_curve
+
+    c = pd.DataFrame({"iter": [10, 20, 30], "val": [3.0, 2.0, 1.0], "probe_cos_to_positive": [-0.5, 0.1, -0.2],
+                      "probe_ratio_out": [1e-3, 2e-3, 3e-3]})
+    s = summarise_curve(c)
+    assert s["cos_to_positive"] == pytest.approx(-0.2) and s["ratio_out"] == pytest.approx(2e-3)
+    assert s["share_points_away_from_positive"] == pytest.approx(2 / 3) and s["points"] == 3
+    assert summarise_curve(c[["iter", "val"]]) == {}

@@ -226,3 +226,18 @@ def test_interrupted_online_teacher_recording_resumes_to_the_same_trajectory(set
     for k in ("idx", "out_wide", "out_deep"):
         assert torch.equal(a[k], b[k]), k
     assert all(torch.equal(x, y) for x, y in zip(a["feat_means"], b["feat_means"]))
+
+
+@pytest.mark.parametrize("addon", ["vem", "vid"])
+def test_gradient_probe_leaves_training_unchanged_and_lands_in_the_curve(setup, addon):
+    """The probe takes its gradients from the step's own graph and draws no randomness: the student is
+    bit-identical with the probe on (every iteration) and off; the curve carries its columns."""
+    d, data, over = setup
+    on, c_on = _train(d, data, {**over, "addon.probe_every": 1}, addon)
+    off, c_off = _train(d, data, {**over, "addon.probe_every": 0}, addon)
+    for k, v in off["state_dict"].items():
+        assert torch.equal(on["state_dict"][k], v), k
+    assert [r["val"] for r in c_on] == [r["val"] for r in c_off]
+    cols = {"probe_ratio_out", "probe_ratio_params", "probe_cos_out", "probe_cos_params", "probe_cos_to_positive"}
+    assert cols <= set(c_on[-1]) and not cols & set(c_off[-1])
+    assert all(np.isfinite(c_on[-1][c]) for c in cols) and -1 <= c_on[-1]["probe_cos_to_positive"] <= 1

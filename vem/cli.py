@@ -285,6 +285,7 @@ def cmd_evaluate(args):
     from .data.taskdata import open_task_data
     from .data.tasks import get_task
     from .eval import evaluate, evaluate_best_on_test, sample_grid
+    from .mi.probe import summarise_curve
     from .utils import atomic_write_json, load_checkpoint, versions
 
     _threads(args)
@@ -300,7 +301,8 @@ def cmd_evaluate(args):
         res["protocol"]["checkpoint_selection"] = "final iteration (no selection on test)"
     if args.samples:
         sample_grid(args.images, args.samples)
-    train_seconds = float(pd.read_csv(args.curve)["seconds"].iloc[-1]) if args.curve else None
+    curve = pd.read_csv(args.curve) if args.curve else None
+    train_seconds = float(curve["seconds"].iloc[-1]) if curve is not None else None
     record = {
         "schema": "vem-metrics/1", "task": spec.id, "scale": spec.scale, "paper_task": spec.paper_task,
         "method": args.method, "addon": args.addon, "lambda_mi": ck.get("lambda_mi"),
@@ -309,6 +311,8 @@ def cmd_evaluate(args):
         "teacher_sha256": ck.get("source_sha256"), "generator": ck["generator"],
         "versions": versions(), **res,
     }
+    if curve is not None and (probe := summarise_curve(curve)):
+        record["gradient_probe"] = probe
     atomic_write_json(args.out, record)
     m = res["metric"]
     print(f"{spec.id} {args.method}+{args.addon}: {m['name']} = {m['value']:.4f}, "

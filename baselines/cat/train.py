@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from vem.losses import gan_loss
 from vem.metrics.cost import count_macs
-from vem.mi import NonFiniteError
+from vem.mi import NonFiniteError, gradient_probe
 from vem.models import build, init_weights, load_generator, record
 from vem.train import best_snapshot, build_discriminator, check_finite, linear_decay, snapshot_weights, train_teacher
 from vem.utils import seed_all
@@ -148,6 +148,8 @@ def distill(ctx) -> tuple[dict, list]:
         loss = c["lambda_recon"] * recon + c["lambda_gan"] * adv - c["lambda_distill"] * ka
         total = loss + mi
         check_finite(total, "student loss", it)
+        if ctx.probe_due(it):
+            stats.update(gradient_probe(loss, mi, s, student.parameters(), positive))
         opt_g.zero_grad(set_to_none=True)
         total.backward()
         opt_g.step()

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vem.losses import gan_loss, ssim, style_loss, tv_loss
-from vem.mi import NonFiniteError
+from vem.mi import NonFiniteError, gradient_probe
 from vem.models import MultiNLayerDiscriminator, build, from_config, init_weights, load_generator
 from vem.resume import load_objects_state, objects_state
 from vem.train import check_finite, linear_decay, snapshot_weights, train_teacher
@@ -284,6 +284,8 @@ def distill(ctx) -> tuple[dict, list]:
                                  "written)") from None
         total_loss = loss + mi
         check_finite(total_loss, "student loss", it)
+        if ctx.probe_due(it):
+            stats.update(gradient_probe(loss, mi, s, student.parameters(), positive))
         opt_s.zero_grad(set_to_none=True)
         total_loss.backward()
         opt_s.step()

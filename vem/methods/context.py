@@ -68,6 +68,11 @@ class StageContext:
         return build_addon(self.addon, channels=channels, t_channels=t_channels or channels, image_size=image_size,
                            n_data=n_data, **addon_kwargs(self.cfg, self.addon, self.lambda_mi))
 
+    def probe_due(self, it: int) -> bool:
+        """Whether student iteration ``it`` runs the gradient probe (``addon.probe_every``; never for 'none')."""
+        k = self.cfg["addon"]["probe_every"]
+        return self.addon != "none" and k > 0 and it % k == 0
+
     def loop(self, desc: str, total: int, state: dict, rng, **kw):
         """A :class:`vem.train.Loop` that saves to and resumes from this stage's resume file."""
         from ..train import Loop

@@ -17,7 +17,7 @@ from .options import ADDON_IDS, check_options
 
 _WHERE = {"MIAddon": "base", "NoAddon": "base", "NonFiniteError": "base", "CRD": "crd", "VID": "vid",
           "EnergyMI": "energy", "ResnetEBM": "energy", "SNConv2d": "energy", "SNLinear": "energy",
-          "langevin": "energy"}
+          "langevin": "energy", "gradient_probe": "probe"}
 _CLASS_OF = {"none": "NoAddon", "vid": "VID", "crd": "CRD", "vem": "EnergyMI"}
 # what each add-on is told about the tensors it will see (student channels, resolution, training-set size)
 _CONTEXT = {"none": {}, "vem": {"channels": "channels", "image_size": "image_size"},

@@ -43,5 +43,5 @@ def config_schema() -> dict:
     """The schema of a resolved configuration's ``addon`` section."""
     props = {name: {"type": "object", "additionalProperties": False, "required": list(keys),
                     "properties": {k: SCHEMAS[name][k] for k in keys}} for name, keys in CONFIG_KEYS.items()}
-    props.update(positive=choice("gt", "teacher"), lambda_mi=NONNEG)
+    props.update(positive=choice("gt", "teacher"), lambda_mi=NONNEG, probe_every=integer(0))
     return {"type": "object", "additionalProperties": False, "required": sorted(props), "properties": props}
