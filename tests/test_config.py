@@ -240,3 +240,12 @@ def test_build_every_addon_from_config(task):
     with pytest.raises(ValueError, match="nce_k"):
         build_addon("crd", channels=1, image_size=32, n_data=100, t_channels=1,
                     **addon_kwargs(resolve(task, {"addon.crd.nce_k": 4096}), "crd"))
+
+
+def test_null_overrides_where_a_key_is_nullable():
+    """Every value a key accepts can be given: null for a nullable key (VEM's unscaled Langevin step), a
+    one-line refusal naming the key where it is not."""
+    cfg = resolve("fmnist_edges2shoes", {"addon.vem.step_ref_size": None}, method="omgd")
+    assert cfg["addon"]["vem"]["step_ref_size"] is None
+    with pytest.raises(ConfigError, match=r"addon\.vem\.steps must be of type integer, got None"):
+        resolve("fmnist_edges2shoes", {"addon.vem.steps": None}, method="omgd")

@@ -88,6 +88,8 @@ def _merge(base: dict, delta: dict, where: str = "") -> dict:
 
 
 def _coerce(key: str, old, new):
+    if new is None:
+        return None   # null: allowed where the schema says a key is nullable (checked after the merge)
     if isinstance(old, bool) or isinstance(new, bool):
         if not isinstance(new, bool) or not isinstance(old, bool):
             raise ConfigError(f"config key {key!r} must be {type(old).__name__}, got {new!r}")
