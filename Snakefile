@@ -11,6 +11,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # ---- load rules -------------------------------------------------------------------------------------
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
@@ -18,6 +21,7 @@ include: "workflow/rules/evalnets.smk"
 include: "workflow/rules/teachers.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/paper_data.smk"
 
 
@@ -26,6 +30,7 @@ rule all:
     default_target: True
     input:
         expand("results/table{n}.csv", n=config.get("tables", [1, 2, 4, 5])),
+        PLAN.figures(),
 
 
 onsuccess:

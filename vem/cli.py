@@ -319,6 +319,22 @@ def cmd_evaluate(args):
           f"MACs {res['cost']['macs'] / 1e6:.2f} M, params {res['cost']['params'] / 1e6:.4f} M")
 
 
+def cmd_figure(args):
+    from . import figures
+
+    spec = args.spec
+    fn = {"figure2": lambda: figures.figure2(spec["panels"], args.out, spec.get("n", 4), spec.get("overrides")),
+          "curves": lambda: figures.curves(spec["task"], spec["metric"], spec["cells"], args.out),
+          "vem_diagnostics": lambda: figures.vem_diagnostics(spec["rows"], args.out),
+          "addon_effects": lambda: figures.addon_effects(spec["table"], args.out)}[args.kind]
+    try:
+        paths = fn()
+    except KeyError as e:
+        raise ValueError(f"--spec for {args.kind} lacks the key {e.args[0]!r}") from None
+    for p in paths:
+        print(f"wrote {p}")
+
+
 def cmd_tables(args):
     from .tables import render
 
@@ -495,6 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quality", nargs="*", default=[])
     sp.add_argument("--curves", nargs="*", default=[])
     sp.add_argument("--out", required=True)
+
+    sp = add("figure", cmd_figure, "render a figure from run outputs (PNG + PDF): the Figure 2 analogue, val "
+                                   "curves, VEM diagnostics, the add-on forest plot")
+    sp.add_argument("--kind", required=True, choices=["figure2", "curves", "vem_diagnostics", "addon_effects"])
+    sp.add_argument("--spec", type=_json_object, required=True, help="JSON: what to draw (the workflow writes it)")
+    sp.add_argument("--out", required=True, help="the .png (a .pdf twin is written beside it)")
 
     sp = add("dataset", cmd_dataset, "download (or take the manual downloads of), verify and extract a paper "
                                      "dataset: edges2shoes-r, horse2zebra, summer2winter_yosemite, cityscapes")

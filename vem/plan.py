@@ -21,7 +21,7 @@ import re
 
 from .config import ConfigError, method_kinds, resolve
 from .data.tasks import get_task
-from .methods import get_method, method_ids
+from .methods import get_method, label, method_ids
 from .mi.options import ADDON_IDS
 
 VARIANT = r"shared(/seed\d+)?|(" + "|".join(ADDON_IDS) + r")_lam[0-9.]+/seed\d+"
@@ -214,3 +214,58 @@ class Plan:
         if any(get_task(t).backend == "miou_segmenter" for t in self.table_tasks(n)):
             out.append("results/evalnets/segmenter.json")
         return out
+
+    # ---- figures -------------------------------------------------------------------------------------
+    def _default_runs(self, task: str, addons) -> list[tuple[str, str, list[str]]]:
+        """(method, add-on, run dirs over the seeds) at the default lambda, for the given add-ons."""
+        out = []
+        for method, tasks in self.methods.items():
+            if task not in tasks:
+                continue
+            for addon in (a for a in self.config["addons"] if a in addons):
+                dirs = [self.run_dir(task, method, addon, self.default_lambda(task), s) for s in self.config["seeds"]]
+                out.append((method, addon, dirs))
+        return out
+
+    def figures(self) -> list[str]:
+        """The figures `rule all` renders (PNG; a PDF twin beside each)."""
+        out = ["results/figures/figure2.png", *(f"results/figures/curves_{t}.png" for t in self.tasks)]
+        if "vem" in self.config["addons"]:
+            out.append("results/figures/vem_diagnostics.png")
+        if len(self.config["addons"]) > 1:
+            out.append("results/figures/addon_effects.png")
+        return out
+
+    def figure_spec(self, name: str) -> dict:
+        """What a figure draws (``python -m vem figure --spec``): paths and labels."""
+        if name == "figure2":
+            panels = []
+            for task in self.tasks:
+                cols = [["Original", f"results/teachers/{task}/original/images.zip"]]
+                cols += [[label(m, a), os.path.join(dirs[0], "images.zip")]
+                         for m, a, dirs in self._default_runs(task, ("none", "vem"))]
+                panels.append({"task": task, "data": self.data_file(task), "columns": cols})
+            return {"panels": panels, "n": 4, "overrides": self.overrides}
+        if name.startswith("curves_"):
+            task = name.removeprefix("curves_")
+            cells = [{"method": label(m, "none"), "label": label(m, a), "curves": [f"{d}/curve.csv" for d in dirs]}
+                     for m, a, dirs in self._default_runs(task, self.config["addons"])]
+            metric = {"fd": "Frechet distance (lower is better)", "miou": "mIoU (higher is better)"}
+            return {"task": task, "metric": metric[get_task(task).metric], "cells": cells}
+        if name == "vem_diagnostics":
+            rows = [{"label": f"{task} {label(m, a)}", "curves": [f"{d}/curve.csv" for d in dirs]}
+                    for task in self.tasks for m, a, dirs in self._default_runs(task, ("vem",))]
+            return {"rows": rows}
+        if name == "addon_effects":
+            return {"table": "results/table4.csv"}
+        raise ValueError(f"unknown figure {name!r}")
+
+    def figure_inputs(self, name: str) -> list[str]:
+        spec = self.figure_spec(name)
+        if name == "figure2":
+            return [p["data"] for p in spec["panels"]] + [z for p in spec["panels"] for _, z in p["columns"]]
+        if name.startswith("curves_"):
+            return [c for cell in spec["cells"] for c in cell["curves"]]
+        if name == "vem_diagnostics":
+            return [c for r in spec["rows"] for c in r["curves"]]
+        return [spec["table"]]

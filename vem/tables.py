@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .methods import label
 from .stats import min_detectable_effect, paired_effect, seeds_needed
 from .utils import atomic_write_text
 
@@ -32,24 +33,6 @@ ADDON_ORDER = {"none": 0, "vid": 1, "crd": 2, "vem": 3}
 # per comparison row (add-on vs the same method alone); see vem.stats
 CMP_COLUMNS = ["delta_vs_method", "p_value", "p_paired", "delta_paired", "delta_ci_low", "delta_ci_high", "delta_pct",
                "mde80", "mde80_pct", "seeds_for_5pct"]
-ADDON_NAMES = {"vid": "VID", "crd": "CRD", "vem": "VEM"}
-
-
-def method_title(method: str) -> str:
-    """The name a table prints for a measured method: the registered method's title."""
-    if method == "original":
-        return "Original"
-    from .methods import get_method, method_ids
-
-    return get_method(method).title if method in method_ids() else method
-
-
-def label(method: str, addon: str, title: str | None = None) -> str:
-    name = title or method_title(method)
-    return name if addon in ("none", "", None) or (isinstance(addon, float) and math.isnan(addon)) \
-        else f"{name} + {ADDON_NAMES.get(addon, addon)}"
-
-
 def _fmt_count(x: float, unit: str = "") -> str:
     for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:

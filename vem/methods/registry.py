@@ -43,3 +43,22 @@ def get_method(mid: str) -> Method:
                              "(install the project: pip install -e .)")
         raise ValueError(f"unknown method {mid!r}; choose one of {sorted(reg)}")
     return reg[mid]()
+
+
+ADDON_NAMES = {"vid": "VID", "crd": "CRD", "vem": "VEM"}
+
+
+def method_title(method: str) -> str:
+    """The name tables and figures print for a measured method: the registered method's title."""
+    if method == "original":
+        return "Original"
+    return get_method(method).title if method in method_ids() else method
+
+
+def label(method: str, addon, title: str | None = None) -> str:
+    """``OMGD``, ``OMGD + VEM``, ... (no add-on: the method's name alone)."""
+    import math
+
+    name = title or method_title(method)
+    none = addon in ("none", "", None) or (isinstance(addon, float) and math.isnan(addon))
+    return name if none else f"{name} + {ADDON_NAMES.get(addon, addon)}"

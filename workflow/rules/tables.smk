@@ -4,7 +4,9 @@ rule render_table:
         curves=lambda w: PLAN.table_curves(int(w.n)),
         quality=lambda w: PLAN.table_quality(int(w.n)),
     output:
-        csv="results/table{n}.csv",
+        csv=report(
+            "results/table{n}.csv", caption="../report/table.rst", category="Tables"
+        ),
         md="results/table{n}.md",
         tex="results/table{n}.tex",
     log:
