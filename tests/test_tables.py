@@ -269,3 +269,31 @@ def test_paired_test_over_matching_seeds(tmp_path):
     assert m.loc["OMGD + VEM", "verdict"].startswith("better than OMGD (p=")
     assert "paired over 3 seeds" in m.loc["OMGD + VEM", "verdict"]
     assert m.loc["OMGD + VID", "verdict"].startswith("no significant difference")
+
+
+def test_dose_response_table(tmp_path):
+    """Every lambda of every add-on, its paired effect (scipy) and the gradient probe averaged over seeds."""
+    from vem.tables import render_dose_response
+
+    base = [20.0, 21.0, 22.5]
+    paths = [write_record(tmp_path, "fmnist_sneaker2boot", "omgd", "none", s, v) for s, v in enumerate(base)]
+    for lam, shift in ((0.1, 0.0), (10.0, -2.0)):
+        for s, v in enumerate(base):
+            p = write_record(tmp_path, "fmnist_sneaker2boot", "omgd", "vem", s, v + shift + 0.1 * s, lambda_mi=lam)
+            rec = json.loads(p.read_text())
+            rec["gradient_probe"] = {"ratio_out": lam * 1e-3 * (s + 1), "ratio_params": lam * 2e-3,
+                                     "cos_to_positive": -0.5, "share_points_away_from_positive": 1.0}
+            p.write_text(json.dumps(rec))
+            paths.append(p)
+    out = tmp_path / "dr.csv"
+    assert render_dose_response(paths, out) == [str(out), str(out.with_suffix(".md"))]
+    df = pd.read_csv(out)
+    assert df["method"].tolist() == ["OMGD", "OMGD + VEM", "OMGD + VEM"]
+    assert df["lambda_mi"].fillna(-1).tolist() == [-1, 0.1, 10.0]
+    hi = df.iloc[2]
+    vals = np.array(base) - 2.0 + 0.1 * np.arange(3)
+    ci = stats.ttest_rel(vals, base).confidence_interval(0.95)
+    assert (hi["delta_ci_low"], hi["delta_ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert hi["probe_ratio_out"] == pytest.approx(10.0 * 1e-3 * 2) and hi["probe_ratio_params"] == pytest.approx(0.02)
+    assert hi["probe_cos_to_positive"] == -0.5 and math.isnan(df.iloc[0]["probe_ratio_out"])
+    assert "Dose-response" in out.with_suffix(".md").read_text()

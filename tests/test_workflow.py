@@ -40,6 +40,8 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     ("overrides: {omgd.teacher.iterz: 3}", "omgd.teacher.iterz"),
     ("overrides: {omgd.n_share: 5}", "omgd.n_share"),   # the mini D (n_layers_d 2) has 4 stages
     ("methods: {omgd: [fmnist_nope]}", "fmnist_nope"),
+    ("tasks: [fmnist_edges2shoes, fmnist_scenes]\nmethods: [omgd]\ntables: [1]\n"
+     "dose_response: {tasks: [fmnist_sneaker2boot], lambdas: [1.0], addons: [vem], seeds: [0]}", "dose_response.tasks"),
 ])
 def test_bad_config_fails_dry_run_with_one_line(tmp_path, text, bad):
     res = dry_run(tmp_path, text)
@@ -106,7 +108,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
             "--threads", "1", *ov, "--out", str(d / f"s{rep}.pt"), "--table", str(d / f"c{rep}.csv"))
         run("evaluate", "--task", task, "--method", "omgd", "--addon", "vem", "--generator", str(d / f"s{rep}.pt"),
             "--data", str(d / "d.npz"), "--evalnet", str(d / "feature.pt"), "--real-stats", str(d / "stats.npz"),
-            "--images", str(d / f"i{rep}.zip"), "--out", str(d / f"m{rep}.json"))
+            "--images", str(d / f"i{rep}.zip"), "--curve", str(d / f"c{rep}.csv"), "--out", str(d / f"m{rep}.json"))
         values.append(json.loads((d / f"m{rep}.json").read_text()))
     assert values[0]["metric"] == values[1]["metric"]
     assert values[0]["config_hash"] == values[1]["config_hash"]
@@ -121,6 +123,10 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         assert rec[key] is not None
     assert rec["protocol"]["checkpoint_selection"].startswith("final")
     assert rec["metric"]["name"] == "FD-FMNIST"
+    # the gradient probe of the run (addon.probe_every 10 of its 20 iterations), summarised from its curve
+    probe = rec["gradient_probe"]
+    assert probe["points"] >= 1 and -1 <= probe["cos_to_positive"] <= 1 and probe["ratio_params"] > 0
+    assert rec["train_seconds"] > 0
 
 
 @pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup installs it)")
@@ -201,3 +207,15 @@ def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expecte
         assert "resources/weights/drn-d-105_ms_cityscapes.pth" in out
     if table == 2:
         assert "resources/teachers/gan_compression/cycle_gan/horse2zebra/generator.pt" in out
+
+
+def test_dose_response_dag_has_every_lambda_of_every_addon(tmp_path):
+    res = dry_run(tmp_path, target="results/dose_response.csv")
+    assert res.returncode == 0, res.stderr
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout, flags=re.M))
+    # (OMGD on edges, OMGD and CAT on sneaker2boot) x (none + 3 add-ons x 5 lambdas) x 3 seeds
+    assert int(jobs["compress"]) == 3 * (1 + 3 * 5) * 3 and int(jobs["dose_response"]) == 1
+    for lam in ("0.01", "0.1", "1", "10", "100"):
+        assert f"results/runs/fmnist_edges2shoes/omgd/crd_lam{lam}/seed2/metrics.json" in res.stdout
+        assert f"results/runs/fmnist_sneaker2boot/cat/vem_lam{lam}/seed0/metrics.json" in res.stdout
+    assert "fmnist_scenes" not in res.stdout

@@ -335,6 +335,13 @@ def cmd_figure(args):
         print(f"wrote {p}")
 
 
+def cmd_dose_response(args):
+    from .tables import render_dose_response
+
+    for p in render_dose_response(args.metrics, args.out):
+        print(f"wrote {p}")
+
+
 def cmd_tables(args):
     from .tables import render
 
@@ -510,6 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metrics", nargs="+", required=True)
     sp.add_argument("--quality", nargs="*", default=[])
     sp.add_argument("--curves", nargs="*", default=[])
+    sp.add_argument("--out", required=True)
+
+    sp = add("dose-response", cmd_dose_response, "render the lambda_MI dose-response table from metrics files")
+    sp.add_argument("--metrics", nargs="+", required=True)
     sp.add_argument("--out", required=True)
 
     sp = add("figure", cmd_figure, "render a figure from run outputs (PNG + PDF): the Figure 2 analogue, val "

@@ -59,6 +59,9 @@ class Plan:
         self.mcfg = {(t, m): resolve(t, self.overrides, m) for m in self.methods for t in self.method_tasks(m)}
         if 5 in config["tables"] and config["sweep_task"] not in self.tasks:
             raise ConfigError(f"sweep_task {config['sweep_task']!r} is not among tasks {self.tasks}")
+        for t in (config.get("dose_response") or {}).get("tasks", []):
+            if t not in self.tasks:
+                raise ConfigError(f"dose_response.tasks: {t!r} is not among tasks {self.tasks}")
 
     def _methods(self, methods) -> dict[str, list[str]]:
         """``methods``: a list (each method on every configured task of a kind it runs on) or a mapping
@@ -213,6 +216,20 @@ class Plan:
         out = ["results/evalnets/feature.json"]
         if any(get_task(t).backend == "miou_segmenter" for t in self.table_tasks(n)):
             out.append("results/evalnets/segmenter.json")
+        return out
+
+    def dose_response_metrics(self) -> list[str]:
+        """Every metrics.json of the dose-response: per task, each method there alone and with every add-on
+        at every lambda (dose_response: tasks, lambdas, addons, seeds)."""
+        dr = self.config["dose_response"]
+        out = []
+        for task in dr["tasks"]:
+            for method, tasks in self.methods.items():
+                if task not in tasks:
+                    continue
+                cells = [("none", 0)] + [(a, lam) for a in dr["addons"] for lam in dr["lambdas"]]
+                out += [os.path.join(self.run_dir(task, method, a, lam, seed), "metrics.json")
+                        for a, lam in cells for seed in dr["seeds"]]
         return out
 
     # ---- figures -------------------------------------------------------------------------------------

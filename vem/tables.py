@@ -30,6 +30,8 @@ TITLES = {
     5: "Table 5: sensitivity to lambda_MI (labels -> scene task)",
 }
 ADDON_ORDER = {"none": 0, "vid": 1, "crd": 2, "vem": 3}
+# the gradient probe's per-run summary (metrics.json "gradient_probe", vem.mi.probe), averaged over seeds
+PROBE_KEYS = ("ratio_out", "ratio_params", "cos_to_positive", "share_points_away_from_positive")
 # per comparison row (add-on vs the same method alone); see vem.stats
 CMP_COLUMNS = ["delta_vs_method", "p_value", "p_paired", "delta_paired", "delta_ci_low", "delta_ci_high", "delta_pct",
                "mde80", "mde80_pct", "seeds_for_5pct"]
@@ -50,7 +52,7 @@ def load_metrics(paths) -> pd.DataFrame:
             "metric": m["metric"]["name"], "value": m["metric"]["value"],
             "higher_is_better": m["metric"]["higher_is_better"], "macs": m["cost"]["macs"],
             "params": m["cost"]["params"], "protocol": m["protocol"].get("checkpoint_selection", ""),
-            "path": str(p),
+            "path": str(p), **{f"probe_{k}": m.get("gradient_probe", {}).get(k, math.nan) for k in PROBE_KEYS},
         })
     df = pd.DataFrame(rows)
     if not df.empty:
@@ -83,7 +85,9 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
                    mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                    seeds=" ".join(str(s) for s in sorted(g["seed"].tolist())), _values=vals,
                    _by_seed=dict(zip(g["seed"].tolist(), vals.tolist())),
-                   checkpoint=g["protocol"].iloc[0])
+                   checkpoint=g["protocol"].iloc[0],
+                   **{f"probe_{k}": float(np.nanmean(g[f"probe_{k}"])) if g[f"probe_{k}"].notna().any() else math.nan
+                      for k in PROBE_KEYS})
         if curves:
             ch = [curves[p] for p in g["path"] if p in curves]
             row["val_change_last_quarter"] = float(np.mean([c[0] for c in ch])) if ch else float("nan")
@@ -341,3 +345,36 @@ def _curve_changes(curves, metrics) -> dict:
         out[str(m)] = (float((v[-1] - ref) / abs(ref)) if ref else float("nan"),
                        float(abs(v[-1] - ref) / span) if span > 0 else 0.0)
     return out
+
+
+def render_dose_response(metrics, out) -> list[str]:
+    """The lambda_MI dose-response (CSV + Markdown): per task, method and add-on, every lambda's value over
+    seeds, its paired effect against the method alone with the 95 % interval, and the gradient probe's
+    ratio ||grad add-on|| / ||grad method loss|| beside it (Adam follows the summed gradient: the loss share
+    alone says little about how far the add-on moves the student)."""
+    s = summarise(load_metrics(metrics))
+    s = s[s["method"] != "original"]
+    if s.empty:
+        raise ValueError("dose-response: no runs")
+    s = s.assign(_o=s["addon"].map(ADDON_ORDER).fillna(9)).sort_values(["task", "method", "_o", "lambda_mi"],
+                                                                        kind="stable")
+    rows = [{"task": r["task"], "stands_for": r["paper_task"], "method": label(r["method"], r["addon"]),
+             "lambda_mi": "" if r["addon"] == "none" else r["lambda_mi"], "metric": r["metric"],
+             "mean": r["mean"], "std": r["std"], "n": r["n"], "value": _display(r), "effect": _effect_text(r),
+             "verdict": r["verdict"], **{c: r[c] for c in CMP_COLUMNS},
+             **{f"probe_{k}": r[f"probe_{k}"] for k in PROBE_KEYS}} for _, r in s.iterrows()]
+    df = pd.DataFrame(rows)
+    out = Path(out)
+    atomic_write_text(out, df.to_csv(index=False))
+    md = out.with_suffix(".md")
+    cols = ["task", "method", "lambda_mi", "value", "effect", "verdict", "probe_ratio_params", "probe_ratio_out",
+            "probe_cos_to_positive"]
+    text = ["# Dose-response: each add-on's weight lambda_MI", "",
+            "Per task and method: the method alone, then every add-on at every lambda_MI (mean ± std over seeds), "
+            "its paired difference to the method alone with the 95 % interval, the paired t-test's verdict, and "
+            "the gradient probe averaged over training and seeds: `probe_ratio_params` / `probe_ratio_out` = "
+            "||grad add-on|| / ||grad method loss|| at the student's parameters / output, `probe_cos_to_positive` "
+            "= cos(-grad_s add-on, t+ - s) (< 0: the add-on pushes the student away from the positive).", "",
+            df.reindex(columns=cols).astype(object).fillna("").to_markdown(index=False, floatfmt=".4g"), ""]
+    atomic_write_text(md, "\n".join(text))
+    return [str(out), str(md)]

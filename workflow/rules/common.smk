@@ -31,6 +31,9 @@ _validate_config()
 config.setdefault("tables", [1, 2, 4, 5])
 config.setdefault("lambda_mi_sweep", [])
 config.setdefault("sweep_task", "fmnist_scenes")
+config.setdefault(
+    "dose_response", {"tasks": [], "lambdas": [0.1], "addons": ["vem"], "seeds": [0]}
+)
 config.setdefault("teacher_seed", 0)
 config.setdefault("evalnet_seed", 0)
 config.setdefault("fmnist_dir", None)

@@ -22,3 +22,25 @@ rule render_table:
     shell:
         "python -m vem tables --table {wildcards.n} --metrics {input.metrics} --curves {input.curves} "
         "--quality {input.quality} --out {output.csv} > {log} 2>&1"
+
+
+rule dose_response:
+    input:
+        PLAN.dose_response_metrics(),
+    output:
+        csv=report(
+            "results/dose_response.csv",
+            caption="../report/dose_response.rst",
+            category="Tables",
+        ),
+        md="results/dose_response.md",
+    log:
+        "logs/dose_response.log",
+    benchmark:
+        "results/benchmarks/dose_response.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Render the dose-response table"
+    shell:
+        "python -m vem dose-response --metrics {input} --out {output.csv} > {log} 2>&1"
