@@ -31,6 +31,7 @@ rule all:
     input:
         expand("results/table{n}.csv", n=config.get("tables", [1, 2, 4, 5])),
         PLAN.figures(),
+        ["results/control.csv"] if PLAN.control_metrics() else [],
 
 
 onsuccess:

@@ -193,9 +193,12 @@ def test_plan_derives_every_file_from_the_declarations():
            "seeds": [0, 1], "tables": [4], "teacher_seed": 0, "overrides": {}, "lambda_mi_sweep": [],
            "sweep_task": "fmnist_scenes"}
     plan = Plan(cfg)
-    assert parse_variant("shared") == ("task", None, None, None)
-    assert parse_variant("shared/seed3") == ("seed", None, None, 3)
-    assert parse_variant("vem_lam0.1/seed2") == ("run", "vem", "0.1", 2)
+    assert parse_variant("shared") == ("task", None, None, None, "")
+    assert parse_variant("shared/seed3") == ("seed", None, None, 3, "")
+    assert parse_variant("vem_lam0.1/seed2") == ("run", "vem", "0.1", 2, "")
+    assert parse_variant("vem_lam0.1+nodistill+frozen/seed2") == ("run", "vem", "0.1", 2, "+nodistill+frozen")
+    with pytest.raises(ValueError, match="not a run variant"):
+        parse_variant("vem_lam0.1+bogus/seed2")
     ins = plan.stage_inputs("fmnist_edges2shoes", "omgd", "distill", "vem_lam0.1/seed1")
     assert ins == {"data": "resources/data/fmnist_edges2shoes.npz", "evalnet": "results/evalnets/feature.pt",
                    "teachers": "results/runs/fmnist_edges2shoes/omgd/shared/seed1/teachers.pt",
@@ -208,6 +211,18 @@ def test_plan_derives_every_file_from_the_declarations():
     with pytest.raises(ValueError, match="has no stage 'prune'"):
         plan.stage_inputs("fmnist_edges2shoes", "omgd", "prune", "shared")
     assert len(plan.table_metrics(4)) == 2 * 2 * 2
+    # arms: the positive control's runs, with the overrides each arm adds
+    assert plan.arm_overrides("omgd", "+nodistill+frozen") == {
+        "omgd.lambda_ssim": 0.0, "omgd.lambda_style": 0.0, "omgd.lambda_feature": 0.0, "omgd.lambda_cd": 0.0,
+        "addon.vem.train_energy": False}
+    assert plan.run_dir("fmnist_edges2shoes", "omgd", "vem", 0.1, 1, "+nodistill") == \
+        "results/runs/fmnist_edges2shoes/omgd/vem_lam0.1+nodistill/seed1"
+    ctl = Plan(dict(cfg, control={"tasks": ["fmnist_edges2shoes"], "methods": ["omgd"], "addons": ["vid", "vem"],
+                                  "seeds": [0, 1]})).control_metrics()
+    assert len(ctl) == (2 + 2 + 1) * 2 and "results/runs/fmnist_edges2shoes/omgd/none_lam0/seed0/metrics.json" in ctl
+    assert "results/runs/fmnist_edges2shoes/omgd/vem_lam0.1+nodistill+frozen/seed1/metrics.json" in ctl
+    with pytest.raises(ValueError, match="control.methods"):
+        Plan(dict(cfg, control={"tasks": [], "methods": ["cat"], "addons": ["vem"], "seeds": [0]}))
     # a method restricted to some tasks, and one that cannot run on a task
     assert Plan(dict(cfg, methods={"omgd": ["fmnist_sneaker2boot"]})).method_tasks("omgd") == ["fmnist_sneaker2boot"]
     with pytest.raises(ValueError, match="is not among tasks"):

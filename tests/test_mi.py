@@ -721,6 +721,8 @@ def test_gradient_probe_known_answer():
     away = gradient_probe(((s - a) ** 2).sum(), -lam * ((s - t) ** 2).sum(), s, [W], t)
     assert away["probe_cos_to_positive"] == pytest.approx(-1.0, rel=1e-12)
     assert gradient_probe(((s - a) ** 2).sum(), s.new_zeros(()), s, [W], t) == {}
+    alone = gradient_probe(s.new_zeros(()), lam * ((s - t) ** 2).sum(), s, [W], t)   # no method loss at all
+    assert math.isnan(alone["probe_ratio_out"]) and alone["probe_cos_to_positive"] == pytest.approx(1.0)
     assert W.grad is None    # the probe leaves no gradient behind
 
 
@@ -735,3 +737,25 @@ def test_probe_summary_of_a_curve():
     assert s["cos_to_positive"] == pytest.approx(-0.2) and s["ratio_out"] == pytest.approx(2e-3)
     assert s["share_points_away_from_positive"] == pytest.approx(2 / 3) and s["points"] == 3
     assert summarise_curve(c[["iter", "val"]]) == {}
+
+
+def test_frozen_energy_keeps_its_initialisation():
+    """train_energy=False (the positive control's frozen-energy arm): fit_step samples and reports but never
+    updates the energy network; the student term still has a gradient."""
+    from vem.mi import build_addon
+
+    torch.manual_seed(0)
+    frozen = build_addon("vem", channels=1, image_size=16, width=4, n_blocks=1, train_energy=False)
+    learned = build_addon("vem", channels=1, image_size=16, width=4, n_blocks=1)
+    learned.energy.load_state_dict(frozen.energy.state_dict())
+    before = {k: v.clone() for k, v in frozen.energy.state_dict().items()}
+    t, s = torch.rand(4, 1, 16, 16) * 2 - 1, (torch.rand(4, 1, 16, 16) * 2 - 1).requires_grad_(True)
+    for _ in range(3):
+        st = frozen.fit_step(t, s.detach())
+        learned.fit_step(t, s.detach())
+    assert {"energy_gap", "langevin_disp"} <= set(st)
+    for k, v in frozen.energy.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert any(not torch.equal(v, before[k]) for k, v in learned.energy.state_dict().items())
+    frozen.loss(t, s).backward()
+    assert s.grad is not None and torch.isfinite(s.grad).all()

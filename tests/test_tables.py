@@ -297,3 +297,35 @@ def test_dose_response_table(tmp_path):
     assert hi["probe_ratio_out"] == pytest.approx(10.0 * 1e-3 * 2) and hi["probe_ratio_params"] == pytest.approx(0.02)
     assert hi["probe_cos_to_positive"] == -0.5 and math.isnan(df.iloc[0]["probe_ratio_out"])
     assert "Dose-response" in out.with_suffix(".md").read_text()
+
+
+def test_control_table_compares_each_addon_alone_with_no_distillation(tmp_path):
+    """Each add-on-only arm against no distillation (scipy's paired t); frozen against learned VEM."""
+    from vem.tables import render_control
+
+    cells = {("none", ""): [10.0, 11.0, 12.0], ("none", "nodistill"): [200.0, 190.0, 210.0],
+             ("vid", "nodistill"): [20.0, 22.0, 21.0], ("vem", "nodistill"): [199.0, 191.0, 211.5],
+             ("vem", "nodistill+frozen"): [200.5, 190.0, 209.0]}
+    paths = []
+    for (addon, arms), vals in cells.items():
+        for s, v in enumerate(vals):
+            p = write_record(tmp_path / (arms or "full"), "fmnist_sneaker2boot", "omgd", addon, s, v)
+            rec = json.loads(p.read_text())
+            rec["arms"] = arms.split("+") if arms else []
+            p.write_text(json.dumps(rec))
+            paths.append(p)
+    out = tmp_path / "control.csv"
+    render_control(paths, out)
+    df = pd.read_csv(out).set_index("arm")
+    assert list(df.index) == ["the method in full (reference)", "no distillation at all",
+                              "VID as the only teacher signal", "VEM as the only teacher signal",
+                              "VEM as the only teacher signal, energy net frozen at init"]
+    base = cells[("none", "nodistill")]
+    vid = df.loc["VID as the only teacher signal"]
+    ref = stats.ttest_rel(cells[("vid", "nodistill")], base)
+    assert vid["p_paired"] == pytest.approx(ref.pvalue) and vid["transfer"].startswith("transfers information")
+    assert df.loc["VEM as the only teacher signal"]["transfer"].startswith("no measurable transfer")
+    frozen = df.loc["VEM as the only teacher signal, energy net frozen at init"]
+    assert frozen["learned_minus_frozen"] == pytest.approx(np.mean(np.subtract(cells[("vem", "nodistill")],
+                                                                               cells[("vem", "nodistill+frozen")])))
+    assert pd.isna(df.loc["the method in full (reference)"]["transfer"])

@@ -58,6 +58,16 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _arms(text: str) -> list[str]:
+    import re
+
+    from .plan import ARMS, ARMS_RE, arm_list
+
+    if not re.fullmatch(ARMS_RE, text):
+        raise _ArgumentError(f"--arms: {text!r} is not a sequence of +<arm> with arm in {sorted(ARMS)}")
+    return arm_list(text)
+
+
 def _key_value(text: str) -> tuple[str, str]:
     if "=" not in text or not text.split("=", 1)[0]:
         raise argparse.ArgumentTypeError(f"expects KEY=VALUE, got {text!r}")
@@ -305,7 +315,7 @@ def cmd_evaluate(args):
     train_seconds = float(curve["seconds"].iloc[-1]) if curve is not None else None
     record = {
         "schema": "vem-metrics/1", "task": spec.id, "scale": spec.scale, "paper_task": spec.paper_task,
-        "method": args.method, "addon": args.addon, "lambda_mi": ck.get("lambda_mi"),
+        "method": args.method, "addon": args.addon, "arms": args.arms, "lambda_mi": ck.get("lambda_mi"),
         "seed": ck.get("seed"), "config_hash": ck.get("config_hash"),
         "train_seconds": train_seconds, "teacher_source": ck.get("source"),
         "teacher_sha256": ck.get("source_sha256"), "generator": ck["generator"],
@@ -339,6 +349,13 @@ def cmd_dose_response(args):
     from .tables import render_dose_response
 
     for p in render_dose_response(args.metrics, args.out):
+        print(f"wrote {p}")
+
+
+def cmd_control(args):
+    from .tables import render_control
+
+    for p in render_control(args.metrics, args.out):
         print(f"wrote {p}")
 
 
@@ -501,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--generator", required=True)
     sp.add_argument("--method", required=True, help="method label (e.g. original, omgd)")
     sp.add_argument("--addon", default="none")
+    sp.add_argument("--arms", type=_arms, default=[], help="the run's arms, e.g. +nodistill+frozen (recorded)")
     sp.add_argument("--data", required=True)
     sp.add_argument("--evalnet", required=True)
     sp.add_argument("--real-stats", default=None)
@@ -520,6 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
 
     sp = add("dose-response", cmd_dose_response, "render the lambda_MI dose-response table from metrics files")
+    sp.add_argument("--metrics", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+
+    sp = add("control", cmd_control, "render the positive-control table from metrics files")
     sp.add_argument("--metrics", nargs="+", required=True)
     sp.add_argument("--out", required=True)
 

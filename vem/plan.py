@@ -24,7 +24,11 @@ from .data.tasks import get_task
 from .methods import get_method, label, method_ids
 from .mi.options import ADDON_IDS
 
-VARIANT = r"shared(/seed\d+)?|(" + "|".join(ADDON_IDS) + r")_lam[0-9.]+/seed\d+"
+# arms: a run's last stage with extra overrides, ``+<arm>`` after its lambda (``vem_lam0.1+nodistill/seed0``)
+ARMS = {"nodistill": "the method's own distillation terms switched off (its distill_keys set to 0)",
+        "frozen": "VEM's energy network frozen at its initialisation (addon.vem.train_energy: false)"}
+ARMS_RE = r"(\+(" + "|".join(ARMS) + r"))*"
+VARIANT = r"shared(/seed\d+)?|(" + "|".join(ADDON_IDS) + r")_lam[0-9.]+" + ARMS_RE + r"/seed\d+"
 TABLE_KINDS = {1: "paired", 2: "unpaired"}
 
 
@@ -32,17 +36,22 @@ def lam_str(x) -> str:
     return f"{float(x):g}"
 
 
-def parse_variant(variant: str) -> tuple[str, str | None, str | None, int | None]:
-    """``shared`` / ``shared/seed3`` / ``vem_lam0.1/seed3`` -> (scope, addon, lambda string, seed)."""
+def parse_variant(variant: str) -> tuple[str, str | None, str | None, int | None, str]:
+    """``shared`` / ``shared/seed3`` / ``vem_lam0.1+nodistill/seed3`` -> (scope, addon, lambda string, seed,
+    arms string such as ``+nodistill``, "" for none)."""
     if variant == "shared":
-        return "task", None, None, None
+        return "task", None, None, None, ""
     m = re.fullmatch(r"shared/seed(\d+)", variant)
     if m:
-        return "seed", None, None, int(m.group(1))
-    m = re.fullmatch(r"([a-z]+)_lam([0-9.]+)/seed(\d+)", variant)
+        return "seed", None, None, int(m.group(1)), ""
+    m = re.fullmatch(r"([a-z]+)_lam([0-9.]+)(" + ARMS_RE + r")/seed(\d+)", variant)
     if not m:
         raise ValueError(f"not a run variant: {variant!r}")
-    return "run", m.group(1), m.group(2), int(m.group(3))
+    return "run", m.group(1), m.group(2), int(m.groups()[-1]), m.group(3)
+
+
+def arm_list(arms: str) -> list[str]:
+    return [a for a in arms.split("+") if a]
 
 
 class Plan:
@@ -62,6 +71,7 @@ class Plan:
         for t in (config.get("dose_response") or {}).get("tasks", []):
             if t not in self.tasks:
                 raise ConfigError(f"dose_response.tasks: {t!r} is not among tasks {self.tasks}")
+        self._check_control()
 
     def _methods(self, methods) -> dict[str, list[str]]:
         """``methods``: a list (each method on every configured task of a kind it runs on) or a mapping
@@ -131,15 +141,33 @@ class Plan:
     def needs_real_stats(self, task: str) -> bool:
         return get_task(task).backend in ("fd_fmnist", "fid_inception")
 
-    def variant(self, scope: str, seed: int | None = None, addon: str | None = None, lam=None) -> str:
+    def variant(self, scope: str, seed: int | None = None, addon: str | None = None, lam=None, arms: str = "") -> str:
         if scope == "task":
             return "shared"
         if scope == "seed":
             return f"shared/seed{seed}"
-        return f"{addon}_lam{'0' if addon == 'none' else lam_str(lam)}/seed{seed}"
+        return f"{addon}_lam{'0' if addon == 'none' else lam_str(lam)}{arms}/seed{seed}"
 
-    def run_dir(self, task, method, addon, lam, seed) -> str:
-        return f"results/runs/{task}/{method}/{self.variant('run', seed, addon, lam)}"
+    def run_dir(self, task, method, addon, lam, seed, arms: str = "") -> str:
+        return f"results/runs/{task}/{method}/{self.variant('run', seed, addon, lam, arms)}"
+
+    def arm_overrides(self, method: str, arms: str) -> dict:
+        """The overrides a run's arms add to the configured ones."""
+        out: dict = {}
+        for arm in arm_list(arms):
+            if arm == "nodistill":
+                keys = get_method(method).distill_keys
+                if not keys:
+                    raise ConfigError(f"method {method} declares no distill_keys: it has no 'nodistill' arm")
+                out.update({f"{method}.{k}": 0.0 for k in keys})
+            elif arm == "frozen":
+                out["addon.vem.train_energy"] = False
+            else:
+                raise ConfigError(f"unknown arm {arm!r}; choose from {sorted(ARMS)}")
+        return out
+
+    def run_overrides_json(self, method: str, arms: str = "") -> str:
+        return json.dumps({**self.overrides, **self.arm_overrides(method, arms)}, sort_keys=True)
 
     def stage_file(self, task: str, method: str, stage, variant: str) -> str:
         final = stage == self.stages(task, method)[-1]
@@ -151,7 +179,7 @@ class Plan:
         if stage_name not in stages:
             raise ValueError(f"method {method} has no stage {stage_name!r} on {task}; it has {sorted(stages)}")
         stage = stages[stage_name]
-        scope, addon, lam, seed = parse_variant(variant)
+        scope, addon, lam, seed, arms = parse_variant(variant)
         if scope != stage.scope:
             raise ValueError(f"stage {stage_name} of {method} has scope {stage.scope}, not {scope} ({variant})")
         seed = self.config["teacher_seed"] if seed is None else seed
@@ -163,11 +191,11 @@ class Plan:
                 out[need] = self.perceptual(task)
             else:
                 dep = stages[need]
-                out[need] = self.stage_file(task, method, dep, self.variant(dep.scope, seed, addon, lam))
+                out[need] = self.stage_file(task, method, dep, self.variant(dep.scope, seed, addon, lam, arms))
         return out
 
     def stage_args(self, task: str, method: str, stage_name: str, variant: str) -> str:
-        scope, _, _, seed = parse_variant(variant)
+        seed = parse_variant(variant)[3]
         seed = self.config["teacher_seed"] if seed is None else seed
         needs = {k: v for k, v in self.stage_inputs(task, method, stage_name, variant).items()
                  if k not in ("data", "evalnet")}
@@ -231,6 +259,40 @@ class Plan:
                 out += [os.path.join(self.run_dir(task, method, a, lam, seed), "metrics.json")
                         for a, lam in cells for seed in dr["seeds"]]
         return out
+
+    # ---- positive control ------------------------------------------------------------------------------
+    def _check_control(self) -> None:
+        """The control's tasks and methods exist here, and every arm's configuration resolves and passes its
+        checks (a job would reject it otherwise)."""
+        c = self.config.get("control") or {}
+        for t in c.get("tasks", []):
+            if t not in self.tasks:
+                raise ConfigError(f"control.tasks: {t!r} is not among tasks {self.tasks}")
+        for m in c.get("methods", []):
+            if m not in self.methods:
+                raise ConfigError(f"control.methods: {m!r} is not among the configured methods {list(self.methods)}")
+        for task, method, _, arms in self._control_cells():
+            resolve(task, {**self.overrides, **self.arm_overrides(method, arms)}, method)
+
+    def _control_cells(self) -> list[tuple[str, str, str, str]]:
+        """(task, method, add-on, arms) of the control: the method in full, no distillation, each add-on as
+        the only teacher signal, and VEM so with its energy net frozen."""
+        c = self.config.get("control") or {}
+        out = []
+        for task in c.get("tasks", []):
+            for method in c.get("methods", []):
+                if task not in self.methods.get(method, []):
+                    continue
+                cells = [("none", ""), ("none", "+nodistill")] + [(a, "+nodistill") for a in c["addons"]]
+                if "vem" in c["addons"]:
+                    cells.append(("vem", "+nodistill+frozen"))
+                out += [(task, method, a, arms) for a, arms in cells]
+        return out
+
+    def control_metrics(self) -> list[str]:
+        seeds = (self.config.get("control") or {}).get("seeds", [])
+        return [os.path.join(self.run_dir(t, m, a, self.default_lambda(t), s, arms), "metrics.json")
+                for t, m, a, arms in self._control_cells() for s in seeds]
 
     # ---- figures -------------------------------------------------------------------------------------
     def _default_runs(self, task: str, addons) -> list[tuple[str, str, list[str]]]:

@@ -24,6 +24,7 @@ class CAT(Method):
     id = "cat"
     title = "CAT"
     config_file = Path(__file__).with_name("config.yaml")
+    distill_keys = ("lambda_recon", "lambda_distill")   # L1 to the teacher, kernel alignment (LSGAN stays)
     schema = section({
         "teacher": TEACHER,
         "target_macs": number(exclusive_minimum=0), "prune_cin_lb": integer(1),

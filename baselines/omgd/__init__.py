@@ -20,6 +20,7 @@ class OMGD(Method):
     id = "omgd"
     title = "OMGD"
     config_file = Path(__file__).with_name("config.yaml")
+    distill_keys = ("lambda_ssim", "lambda_style", "lambda_feature", "lambda_cd")   # TV stays: a prior, no teacher
     schema = section({
         "student_ngf": integer(1), "wide_ngf": integer(1), "deep_ngf": integer(1), "share_teachers": BOOL,
         "teacher": TEACHER,

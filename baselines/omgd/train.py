@@ -259,14 +259,23 @@ def distill(ctx) -> tuple[dict, list]:
     gen = torch.Generator().manual_seed(seed)
 
     def loss_distill(s, s_feats, t_outs, t_feat_means):
-        """OMGD's student loss; ``t_feat_means`` are the wide teacher's channel means (B, C_k)."""
-        ps = perceptual.taps(s)
+        """OMGD's student loss; ``t_feat_means`` are the wide teacher's channel means (B, C_k). A term whose
+        weight is 0 is not computed (the positive control's 'nodistill' arm); with every weight > 0 the sum is
+        formed in the same order as before, term by term."""
+        perceptual_terms = o["lambda_style"] > 0 or o["lambda_feature"] > 0
+        ps = perceptual.taps(s) if perceptual_terms else None
         loss = s.new_zeros(())
         for t in t_outs:
-            pt = perceptual.taps(t)
-            sim = ssim((s + 1) / 2, (t + 1) / 2) if o["ssim_unit_range"] else ssim(s, t)
-            loss = loss + o["lambda_ssim"] * (1 - sim) + o["lambda_style"] * style_loss(ps, pt)
-            loss = loss + o["lambda_feature"] * F.l1_loss(ps[1], pt[1].detach()) + o["lambda_tv"] * tv_loss(s)
+            pt = perceptual.taps(t) if perceptual_terms else None
+            if o["lambda_ssim"] > 0:
+                sim = ssim((s + 1) / 2, (t + 1) / 2) if o["ssim_unit_range"] else ssim(s, t)
+                loss = loss + o["lambda_ssim"] * (1 - sim)
+            if o["lambda_style"] > 0:
+                loss = loss + o["lambda_style"] * style_loss(ps, pt)
+            if o["lambda_feature"] > 0:
+                loss = loss + o["lambda_feature"] * F.l1_loss(ps[1], pt[1].detach())
+            if o["lambda_tv"] > 0:
+                loss = loss + o["lambda_tv"] * tv_loss(s)
         if o["lambda_cd"] > 0:
             cd = sum(F.mse_loss(ad(fs).mean((2, 3)), ft.detach())
                      for ad, fs, ft in zip(cd_adapters, s_feats, t_feat_means))
@@ -287,7 +296,8 @@ def distill(ctx) -> tuple[dict, list]:
         if ctx.probe_due(it):
             stats.update(gradient_probe(loss, mi, s, student.parameters(), positive))
         opt_s.zero_grad(set_to_none=True)
-        total_loss.backward()
+        if total_loss.requires_grad:        # no term at all (the positive control's baseline): no update
+            total_loss.backward()
         opt_s.step()
         sched_s.step()
         stats.update(distill_loss=loss.item(), mi_loss=float(mi.detach()))

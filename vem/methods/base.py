@@ -59,6 +59,9 @@ class Method:
     title: ClassVar[str]              # the name tables print, e.g. "OMGD"
     config_file: ClassVar[Path]       # YAML: {mini|paper: {kinds: {<kind>: section}, tasks: {<task>: delta}}}
     schema: ClassVar[dict]            # JSON Schema of the resolved section cfg[<id>] (types, ranges, choices)
+    # the keys of cfg[<id>] that weight the student's distillation from the teacher (not its GAN or
+    # reconstruction-to-data terms): the positive control's 'nodistill' arm sets them to 0
+    distill_keys: ClassVar[tuple[str, ...]] = ()
 
     def stages(self, cfg: dict) -> tuple[Stage, ...]:
         """The stages for a resolved configuration (``cfg["kind"]``, ``cfg[<id>]``), in order."""

@@ -228,6 +228,8 @@ class EnergyMI(MIAddon):
         lambda_mi: weight of the student term.
         on_nonfinite: "raise" (default) or "skip" (skip the step, count it in ``self.skipped``).
         saturation: warn when mean |E| exceeds this fraction of 1 / (2 alpha).
+        train_energy: False keeps the energy network at its initialisation (a control: the Langevin
+            negatives and the student term still run; only the EBM update is skipped).
     """
 
     name = "vem"
@@ -237,18 +239,19 @@ class EnergyMI(MIAddon):
                  step_ref_size: int | None = 256, noise_std: float = 0.005, alpha: float = 0.05,
                  lambda_mi: float = 0.1, lr: float = 1e-4, betas: tuple[float, float] = (0.0, 0.999),
                  clamp: tuple[float, float] | None = (-1.0, 1.0), on_nonfinite: str = "raise",
-                 saturation: float = 0.9):
+                 saturation: float = 0.9, train_energy: bool = True):
         super().__init__()
         check_options("vem", {"width": width, "n_blocks": n_blocks, "steps": steps, "step_size": step_size,
                               "step_ref_size": step_ref_size, "noise_std": noise_std, "alpha": alpha,
                               "lambda_mi": lambda_mi, "lr": lr, "betas": list(betas), "on_nonfinite": on_nonfinite,
-                              "saturation": saturation}, where="vem")
+                              "saturation": saturation, "train_energy": train_energy}, where="vem")
         if not math.isfinite(step_size):
             raise ValueError(f"vem.step_size must be a finite number, got {step_size}")
         self.energy = energy if energy is not None else ResnetEBM(channels, width, image_size, n_blocks)
         self.steps, self.step_size, self.step_ref_size = steps, float(step_size), step_ref_size
         self.noise_std, self.alpha, self.lambda_mi = float(noise_std), float(alpha), float(lambda_mi)
         self.clamp, self.on_nonfinite, self.saturation = clamp, on_nonfinite, saturation
+        self.train_energy = bool(train_energy)
         self.opt = torch.optim.Adam(self.energy.parameters(), lr=lr, betas=tuple(betas))
         self.register_buffer("skipped", torch.zeros((), dtype=torch.long))
         self._negatives: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -289,22 +292,28 @@ class EnergyMI(MIAddon):
             self.skipped += 1
             self._negatives = None
             return {"vem_skipped": int(self.skipped)}
-        self.energy.train()
-        e_pos, e_neg = self.energy(t, s), self.energy(neg, s)
+        if self.train_energy:
+            self.energy.train()
+            e_pos, e_neg = self.energy(t, s), self.energy(neg, s)
+        else:   # frozen: weights and spectral-norm estimates stay as initialised; the energies only reported
+            self.energy.eval()
+            with torch.no_grad(), frozen_weights(self.energy):
+                e_pos, e_neg = self.energy(t, s), self.energy(neg, s)
         loss = e_pos.mean() - e_neg.mean() + self.alpha * (e_pos.pow(2) + e_neg.pow(2)).mean()
         if not torch.isfinite(loss):
             self._fail(f"energy in the EBM step (E+={e_pos.mean().item():.3g}, E-={e_neg.mean().item():.3g})")
             self._negatives = None
             return {"vem_skipped": int(self.skipped)}
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grads_ok = all(torch.isfinite(p.grad).all() for p in self.energy.parameters() if p.grad is not None)
-        if not grads_ok:
-            self._fail("gradient in the EBM step")
+        if self.train_energy:
             self.opt.zero_grad(set_to_none=True)
-            self._negatives = None
-            return {"vem_skipped": int(self.skipped)}
-        self.opt.step()
+            loss.backward()
+            grads_ok = all(torch.isfinite(p.grad).all() for p in self.energy.parameters() if p.grad is not None)
+            if not grads_ok:
+                self._fail("gradient in the EBM step")
+                self.opt.zero_grad(set_to_none=True)
+                self._negatives = None
+                return {"vem_skipped": int(self.skipped)}
+            self.opt.step()
         self._negatives = (neg, s)
         mean_abs = 0.5 * (e_pos.abs().mean() + e_neg.abs().mean()).item()
         bound = 1.0 / (2.0 * self.alpha) if self.alpha > 0 else float("inf")

@@ -7,7 +7,7 @@ a value a job would reject is rejected by ``snakemake -n`` already.
 
 from __future__ import annotations
 
-from ..schema import NONNEG, POSITIVE, ConfigError, check, choice, integer, number
+from ..schema import BOOL, NONNEG, POSITIVE, ConfigError, check, choice, integer, number
 
 ADDON_IDS = ("none", "vid", "crd", "vem")
 
@@ -15,7 +15,7 @@ SCHEMAS: dict[str, dict] = {
     "vem": {
         "width": integer(1), "n_blocks": integer(0, nullable=True), "steps": integer(1), "step_size": POSITIVE,
         "step_ref_size": integer(1, nullable=True), "noise_std": NONNEG, "alpha": NONNEG, "lr": POSITIVE,
-        "on_nonfinite": choice("raise", "skip"), "lambda_mi": NONNEG, "saturation": POSITIVE,
+        "on_nonfinite": choice("raise", "skip"), "lambda_mi": NONNEG, "saturation": POSITIVE, "train_energy": BOOL,
         "betas": {"type": "array", "minItems": 2, "maxItems": 2, "items": number(0, exclusive_maximum=1)},
     },
     "vid": {"init_var": POSITIVE, "eps": POSITIVE, "mode": choice("output", "feature"),
@@ -26,7 +26,7 @@ SCHEMAS: dict[str, dict] = {
 }
 # what the workflow's configuration holds for every add-on (the rest keep the classes' defaults)
 CONFIG_KEYS = {"vem": ("width", "n_blocks", "steps", "step_size", "step_ref_size", "noise_std", "alpha", "lr",
-                       "on_nonfinite"),
+                       "on_nonfinite", "train_energy"),
                "vid": ("init_var",), "crd": ("nce_k", "nce_t", "nce_m", "feat_dim", "pool")}
 __all__ = ["ADDON_IDS", "SCHEMAS", "check_options", "config_schema"]
 

@@ -40,7 +40,9 @@ def gradient_probe(method_loss: torch.Tensor, addon_loss: torch.Tensor, s: torch
         return {}
     params = [p for p in params if p.requires_grad]
     wrt = [s, *params]
-    g_m = torch.autograd.grad(method_loss, wrt, retain_graph=True, allow_unused=True)
+    # a method loss without gradient (every term switched off) counts as a zero gradient: ratios are NaN
+    g_m = (torch.autograd.grad(method_loss, wrt, retain_graph=True, allow_unused=True) if method_loss.requires_grad
+           else [None] * len(wrt))
     g_a = torch.autograd.grad(addon_loss, wrt, retain_graph=True, allow_unused=True)
     gm_s, ga_s = _flat(g_m[:1], [s]), _flat(g_a[:1], [s])
     gm_p, ga_p = _flat(g_m[1:], params), _flat(g_a[1:], params)

@@ -5,7 +5,7 @@ from snakemake.utils import validate
 
 from vem.config import ConfigError
 from vem.mi.options import ADDON_IDS
-from vem.plan import VARIANT, Plan
+from vem.plan import ARMS_RE, VARIANT, Plan
 
 
 def _validate_config():
@@ -34,6 +34,9 @@ config.setdefault("sweep_task", "fmnist_scenes")
 config.setdefault(
     "dose_response", {"tasks": [], "lambdas": [0.1], "addons": ["vem"], "seeds": [0]}
 )
+config.setdefault(
+    "control", {"tasks": [], "methods": [], "addons": ["vem"], "seeds": [0]}
+)
 config.setdefault("teacher_seed", 0)
 config.setdefault("evalnet_seed", 0)
 config.setdefault("fmnist_dir", None)
@@ -55,6 +58,7 @@ wildcard_constraints:
     method="[a-z][a-z0-9_]*",
     addon="|".join(ADDON_IDS),
     lam="[0-9.]+",
+    arms=ARMS_RE,
     seed=r"\d+",
     role="original",
     kind="feature|perceptual|segmenter",
@@ -67,7 +71,7 @@ def final_stage(w):
 
 
 def run_variant(w):
-    return f"{w.addon}_lam{w.lam}/seed{w.seed}"
+    return f"{w.addon}_lam{w.lam}{w.arms}/seed{w.seed}"
 
 
 def real_stats_for(wildcards):

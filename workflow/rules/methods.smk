@@ -36,19 +36,19 @@ rule compress:
             )
         ),
     output:
-        student="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/student.pt",
-        curve="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/curve.csv",
+        student="results/runs/{task}/{method}/{addon}_lam{lam}{arms}/seed{seed}/student.pt",
+        curve="results/runs/{task}/{method}/{addon}_lam{lam}{arms}/seed{seed}/curve.csv",
     log:
-        "logs/compress/{task}/{method}-{addon}-lam{lam}-seed{seed}.log",
+        "logs/compress/{task}/{method}-{addon}-lam{lam}{arms}-seed{seed}.log",
     benchmark:
-        "results/benchmarks/compress/{task}/{method}-{addon}-lam{lam}-seed{seed}.tsv"
+        "results/benchmarks/compress/{task}/{method}-{addon}-lam{lam}{arms}-seed{seed}.tsv"
     conda:
         "../../envs/vem.yaml"
     threads: 1
     params:
         args=lambda w: PLAN.stage_args(w.task, w.method, final_stage(w), run_variant(w)),
         lam=lambda w: "" if w.addon == "none" else f"--lambda-mi {w.lam}",
-        overrides=OVERRIDES,
+        overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms),
         every=config["checkpoint_every"],
         snapshots=(
             "--keep-snapshots"
@@ -56,7 +56,7 @@ rule compress:
             else ""
         ),
     message:
-        "Compress {wildcards.task} with {wildcards.method} + {wildcards.addon} (lambda {wildcards.lam}), seed {wildcards.seed}"
+        "Compress {wildcards.task} with {wildcards.method} + {wildcards.addon} (lambda {wildcards.lam}{wildcards.arms}), seed {wildcards.seed}"
     shell:
         "python -m vem stage --task {wildcards.task} --method {wildcards.method} {params.args} "
         "--addon {wildcards.addon} {params.lam} --data {input.data} --evalnet {input.evalnet} --threads {threads} "
@@ -72,24 +72,25 @@ rule evaluate_run:
         data=lambda w: PLAN.data_file(w.task),
         evalnet=lambda w: PLAN.evalnet(w.task),
     output:
-        metrics="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/metrics.json",
-        images="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/images.zip",
-        samples="results/runs/{task}/{method}/{addon}_lam{lam}/seed{seed}/samples.png",
+        metrics="results/runs/{task}/{method}/{addon}_lam{lam}{arms}/seed{seed}/metrics.json",
+        images="results/runs/{task}/{method}/{addon}_lam{lam}{arms}/seed{seed}/images.zip",
+        samples="results/runs/{task}/{method}/{addon}_lam{lam}{arms}/seed{seed}/samples.png",
     log:
-        "logs/evaluate_run/{task}/{method}-{addon}-lam{lam}-seed{seed}.log",
+        "logs/evaluate_run/{task}/{method}-{addon}-lam{lam}{arms}-seed{seed}.log",
     benchmark:
-        "results/benchmarks/evaluate_run/{task}/{method}-{addon}-lam{lam}-seed{seed}.tsv"
+        "results/benchmarks/evaluate_run/{task}/{method}-{addon}-lam{lam}{arms}-seed{seed}.tsv"
     conda:
         "../../envs/vem.yaml"
     threads: 1
     params:
         stats=real_stats_arg,
         selection=config["checkpoint_selection"],
-        overrides=OVERRIDES,
+        overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms),
+        arms=lambda w: f"--arms {w.arms}" if w.arms else "",
     message:
         "Evaluate {wildcards.task} {wildcards.method} + {wildcards.addon} seed {wildcards.seed} on the test split"
     shell:
-        "python -m vem evaluate --task {wildcards.task} --method {wildcards.method} --addon {wildcards.addon} "
+        "python -m vem evaluate --task {wildcards.task} --method {wildcards.method} --addon {wildcards.addon} {params.arms} "
         "--generator {input.generator} --curve {input.curve} --data {input.data} --evalnet {input.evalnet} "
         "{params.stats} --threads {threads} --selection {params.selection} --overrides '{params.overrides}' "
         "--images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"

@@ -44,3 +44,23 @@ rule dose_response:
         "Render the dose-response table"
     shell:
         "python -m vem dose-response --metrics {input} --out {output.csv} > {log} 2>&1"
+
+
+rule control:
+    input:
+        PLAN.control_metrics(),
+    output:
+        csv=report(
+            "results/control.csv", caption="../report/control.rst", category="Tables"
+        ),
+        md="results/control.md",
+    log:
+        "logs/control.log",
+    benchmark:
+        "results/benchmarks/control.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Render the positive-control table"
+    shell:
+        "python -m vem control --metrics {input} --out {output.csv} > {log} 2>&1"
