@@ -32,6 +32,7 @@ rule all:
         expand("results/table{n}.csv", n=config.get("tables", [1, 2, 4, 5])),
         PLAN.figures(),
         ["results/control.csv"] if PLAN.control_metrics() else [],
+        "results/summary.md",
 
 
 onsuccess:

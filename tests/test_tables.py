@@ -329,3 +329,16 @@ def test_control_table_compares_each_addon_alone_with_no_distillation(tmp_path):
     assert frozen["learned_minus_frozen"] == pytest.approx(np.mean(np.subtract(cells[("vem", "nodistill")],
                                                                                cells[("vem", "nodistill+frozen")])))
     assert pd.isna(df.loc["the method in full (reference)"]["transfer"])
+
+
+def test_summary_is_generated_from_the_run(tmp_path, s2b_metrics):
+    from vem.tables import render, render_summary
+
+    t4 = tmp_path / "table4.csv"
+    render(4, s2b_metrics, t4)
+    meta = {"commit": "abc123def456", "date": "2026-12-02 10:00 UTC", "config_hash": "0123456789abcdef",
+            "tasks": ["fmnist_sneaker2boot"], "seeds": [0, 1, 2], "overrides": {}, "scale": "mini"}
+    out = render_summary([t4.with_suffix(".md")], [], ["results/figures/figure2.png"], meta, tmp_path / "s.md")
+    text = open(out).read()
+    assert "`abc123def456`" in text and "`0123456789abcdef`" in text and "not comparable" in text
+    assert "## Table 4" in text and "OMGD + VEM" in text and "[figure2](figures/figure2.png)" in text

@@ -359,6 +359,15 @@ def cmd_control(args):
         print(f"wrote {p}")
 
 
+def cmd_summary(args):
+    import datetime
+
+    meta = dict(args.meta, date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    from .tables import render_summary
+
+    print(f"wrote {render_summary(args.tables, args.extra, args.figures, meta, args.out)}")
+
+
 def cmd_tables(args):
     from .tables import render
 
@@ -543,6 +552,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("control", cmd_control, "render the positive-control table from metrics files")
     sp.add_argument("--metrics", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+
+    sp = add("summary", cmd_summary, "results/summary.md: the run's tables and figures with its commit and config")
+    sp.add_argument("--tables", nargs="+", required=True)
+    sp.add_argument("--extra", nargs="*", default=[])
+    sp.add_argument("--figures", nargs="*", default=[])
+    sp.add_argument("--meta", type=_json_object, required=True)
     sp.add_argument("--out", required=True)
 
     sp = add("figure", cmd_figure, "render a figure from run outputs (PNG + PDF): the Figure 2 analogue, val "

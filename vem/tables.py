@@ -450,3 +450,24 @@ def _transfer(r) -> str:
     if p < 0.05:
         return f"{'transfers information' if better else 'worse than no distillation'} (p={p:.3f})"
     return f"no measurable transfer (p={p:.2f})"
+
+
+def render_summary(tables_md, extra_md, figures, meta: dict, out) -> str:
+    """``results/summary.md``: what a run found, generated from it - the commit, date and configuration it
+    ran under, then every rendered table (and the control / dose-response where built) and the figures."""
+    lines = ["# Results of this run", "",
+             f"- commit: `{meta.get('commit', 'unknown')}`", f"- rendered: {meta.get('date', '')}",
+             f"- configuration: `{meta.get('config_hash', '')}` (tasks {', '.join(meta.get('tasks', []))}; "
+             f"seeds {meta.get('seeds')}; overrides {meta.get('overrides') or 'none'})",
+             f"- scale: {meta.get('scale')} - "
+             + ("mini numbers (FD-FMNIST, mIoU-FMNIST-scenes) are not comparable with the paper's FID / mIoU"
+                if meta.get("scale") == "mini" else "paper-scale numbers beside the published ones"), ""]
+    for p in [*tables_md, *extra_md]:
+        text = Path(p).read_text().strip().splitlines()
+        lines += ["#" + text[0] if text and text[0].startswith("# ") else f"## {Path(p).stem}", *text[1:], ""]
+    if figures:
+        rel = [Path(f).relative_to("results") if str(f).startswith("results/") else Path(f) for f in figures]
+        lines += ["## Figures", "", *(f"- [{r.stem}]({r})" for r in rel), ""]
+    out = Path(out)
+    atomic_write_text(out, "\n".join(lines))
+    return str(out)

@@ -1,6 +1,8 @@
 # Config validation (schema, then the resolved configuration of every run) and the plan every rule reads
 # its files from (vem.plan: derived from the stages the registered methods declare; no method is named here).
 
+import json
+
 from snakemake.utils import validate
 
 from vem.config import ConfigError
@@ -51,6 +53,42 @@ except (ConfigError, ValueError) as e:
     raise WorkflowError(f"config error: {e}") from None
 SCALE = PLAN.scale
 OVERRIDES = PLAN.overrides_json()
+
+
+def _commit():
+    """The checkout's commit (+ "-dirty" with uncommitted changes), "unknown" outside git."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=workflow.basedir,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=workflow.basedir,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
+
+
+RUN_META = {
+    "commit": _commit(),
+    "tasks": config["tasks"],
+    "seeds": config["seeds"],
+    "overrides": PLAN.overrides,
+    "scale": SCALE,
+    "config_hash": __import__("hashlib")
+    .sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    .hexdigest()[:16],
+}
 
 
 wildcard_constraints:

@@ -64,3 +64,23 @@ rule control:
         "Render the positive-control table"
     shell:
         "python -m vem control --metrics {input} --out {output.csv} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        tables=expand("results/table{n}.md", n=config["tables"]),
+        extra=["results/control.md"] if PLAN.control_metrics() else [],
+        figures=PLAN.figures(),
+    output:
+        "results/summary.md",
+    log:
+        "logs/summary.log",
+    conda:
+        "../../envs/vem.yaml"
+    params:
+        meta=lambda w: json.dumps(RUN_META, sort_keys=True),
+    message:
+        "Summarise the run (results/summary.md)"
+    shell:
+        "python -m vem summary --tables {input.tables} --extra {input.extra} --figures {input.figures} "
+        "--meta '{params.meta}' --out {output} > {log} 2>&1"
