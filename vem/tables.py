@@ -464,7 +464,9 @@ def render_summary(tables_md, extra_md, figures, meta: dict, out) -> str:
                 if meta.get("scale") == "mini" else "paper-scale numbers beside the published ones"), ""]
     for p in [*tables_md, *extra_md]:
         text = Path(p).read_text().strip().splitlines()
-        lines += ["#" + text[0] if text and text[0].startswith("# ") else f"## {Path(p).stem}", *text[1:], ""]
+        if not (text and text[0].startswith("# ")):
+            text = [f"# {Path(p).stem}", *text]
+        lines += [("#" + ln if ln.startswith("#") else ln) for ln in text] + [""]   # one level deeper
     if figures:
         rel = [Path(f).relative_to("results") if str(f).startswith("results/") else Path(f) for f in figures]
         lines += ["## Figures", "", *(f"- [{r.stem}]({r})" for r in rel), ""]
