@@ -3,10 +3,6 @@
 import json
 
 
-def figure_kind(w):
-    return "curves" if w.name.startswith("curves_") else w.name
-
-
 rule figure:
     input:
         lambda w: PLAN.figure_inputs(w.name),
@@ -26,7 +22,7 @@ rule figure:
     conda:
         "../../envs/vem.yaml"
     params:
-        kind=figure_kind,
+        kind=lambda w: "curves" if w.name.startswith("curves_") else w.name,
         spec=lambda w: json.dumps(PLAN.figure_spec(w.name), sort_keys=True),
     message:
         "Figure {wildcards.name}"
