@@ -32,6 +32,7 @@ rule all:
         expand("results/table{n}.csv", n=config.get("tables", [1, 2, 4, 5])),
         PLAN.figures(),
         ["results/control.csv"] if PLAN.control_metrics() else [],
+        [f"results/tuning/{m}.csv" for m in PLAN.tuning_methods()],
         "results/summary.md",
 
 

@@ -56,10 +56,15 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
     assert res.returncode == 0, res.stderr
     out = res.stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
-    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3  # OMGD: tasks x addons x seeds; CAT: sneaker2boot only
-    # OMGD's shared stages: the online teachers per paired task x seed, the CycleGAN teacher per unpaired task;
-    # CAT's teacher and prune on sneaker2boot
-    assert int(jobs["method_stage"]) == 2 * 3 + 2 + 2
+    # OMGD: tasks x addons x seeds; CAT: sneaker2boot only; the tuning: per method and tuning task (OMGD 2,
+    # CAT 1) 3 add-ons x 4 trials on seed 100 (table 4's tuned runs follow once the tune checkpoint has chosen)
+    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3 + (2 + 1) * 3 * 4
+    assert int(jobs["tune"]) == 2 and int(jobs["tuned_runs"]) == 2 and int(jobs["render_table"]) == 1
+    assert "results/runs/fmnist_edges2shoes/omgd/vem_lam0.1/seed100/student.pt" in out        # trial 0
+    assert re.search(r"results/runs/fmnist_sneaker2boot/cat/crd_lam[0-9.]+\+t3/seed100/curve\.csv", out)
+    # OMGD's shared stages: the online teachers per paired task x seed (+ the tuning seed on edges2shoes), the
+    # CycleGAN teacher per unpaired task; CAT's teacher and prune on sneaker2boot
+    assert int(jobs["method_stage"]) == 2 * 3 + 1 + 2 + 2
     cat = "results/runs/fmnist_sneaker2boot/cat"
     assert f"{cat}/shared/teacher.pt" in out and f"{cat}/shared/prune.pt" in out
     assert f"--stage prune --seed 0 --input teacher={cat}/shared/teacher.pt" in out

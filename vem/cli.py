@@ -359,6 +359,13 @@ def cmd_control(args):
         print(f"wrote {p}")
 
 
+def cmd_tune(args):
+    from .tuning import render_tuning
+
+    for p in render_tuning(args.spec, args.out):
+        print(f"wrote {p}")
+
+
 def cmd_summary(args):
     import datetime
 
@@ -369,9 +376,16 @@ def cmd_summary(args):
 
 
 def cmd_tables(args):
+    from pathlib import Path
+
     from .tables import render
 
-    paths = render(args.table, args.metrics, args.out, quality=args.quality, curves=args.curves)
+    metrics, curves = list(args.metrics), list(args.curves)
+    for lst in args.tuned_runs:   # results/tuning/<method>.runs: the tuned runs' metrics.json, one per line
+        tuned = [ln.strip() for ln in Path(lst).read_text().splitlines() if ln.strip()]
+        metrics += tuned
+        curves += [c for c in (str(Path(m).with_name("curve.csv")) for m in tuned) if Path(c).is_file()]
+    paths = render(args.table, metrics, args.out, quality=args.quality, curves=curves)
     for p in paths:
         print(f"wrote {p}")
 
@@ -544,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metrics", nargs="+", required=True)
     sp.add_argument("--quality", nargs="*", default=[])
     sp.add_argument("--curves", nargs="*", default=[])
+    sp.add_argument("--tuned-runs", nargs="*", default=[], help="list files of tuned runs' metrics.json")
     sp.add_argument("--out", required=True)
 
     sp = add("dose-response", cmd_dose_response, "render the lambda_MI dose-response table from metrics files")
@@ -553,6 +568,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("control", cmd_control, "render the positive-control table from metrics files")
     sp.add_argument("--metrics", nargs="+", required=True)
     sp.add_argument("--out", required=True)
+
+    sp = add("tune", cmd_tune, "score every add-on tuning trial on the val split and choose per task kind "
+                               "(results/tuning/<method>.csv/.json/.md)")
+    sp.add_argument("--spec", type=_json_object, required=True, help="JSON: the trials (the workflow writes it)")
+    sp.add_argument("--out", required=True, help="the .csv (.json and .md twins beside it)")
 
     sp = add("summary", cmd_summary, "results/summary.md: the run's tables and figures with its commit and config")
     sp.add_argument("--tables", nargs="+", required=True)

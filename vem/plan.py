@@ -23,17 +23,22 @@ from .config import ConfigError, method_kinds, resolve
 from .data.tasks import get_task
 from .methods import get_method, label, method_ids
 from .mi.options import ADDON_IDS
+from .tuning import LAMBDA, sample_trials
 
 # arms: a run's last stage with extra overrides, ``+<arm>`` after its lambda (``vem_lam0.1+nodistill/seed0``)
 ARMS = {"nodistill": "the method's own distillation terms switched off (its distill_keys set to 0)",
-        "frozen": "VEM's energy network frozen at its initialisation (addon.vem.train_energy: false)"}
-ARMS_RE = r"(\+(" + "|".join(ARMS) + r"))*"
+        "frozen": "VEM's energy network frozen at its initialisation (addon.vem.train_energy: false)",
+        "t<k>": "the add-on's tuning trial k (tuning.space; vem.tuning), e.g. +t3"}
+ARMS_RE = r"(\+(nodistill|frozen|t\d+))*"
 VARIANT = r"shared(/seed\d+)?|(" + "|".join(ADDON_IDS) + r")_lam[0-9.]+" + ARMS_RE + r"/seed\d+"
 TABLE_KINDS = {1: "paired", 2: "unpaired"}
 
 
 def lam_str(x) -> str:
-    return f"{float(x):g}"
+    """A lambda in a run name: positional, shortest round-trip digits (0.1, 10, 0.00005)."""
+    import numpy as np
+
+    return np.format_float_positional(float(x), trim="-")
 
 
 def parse_variant(variant: str) -> tuple[str, str | None, str | None, int | None, str]:
@@ -72,6 +77,7 @@ class Plan:
             if t not in self.tasks:
                 raise ConfigError(f"dose_response.tasks: {t!r} is not among tasks {self.tasks}")
         self._check_control()
+        self._check_tuning()
 
     def _methods(self, methods) -> dict[str, list[str]]:
         """``methods``: a list (each method on every configured task of a kind it runs on) or a mapping
@@ -151,11 +157,13 @@ class Plan:
     def run_dir(self, task, method, addon, lam, seed, arms: str = "") -> str:
         return f"results/runs/{task}/{method}/{self.variant('run', seed, addon, lam, arms)}"
 
-    def arm_overrides(self, method: str, arms: str) -> dict:
+    def arm_overrides(self, method: str, arms: str, addon: str | None = None) -> dict:
         """The overrides a run's arms add to the configured ones."""
         out: dict = {}
         for arm in arm_list(arms):
-            if arm == "nodistill":
+            if re.fullmatch(r"t\d+", arm):
+                out.update(self.trial_values(addon, int(arm[1:])))
+            elif arm == "nodistill":
                 keys = get_method(method).distill_keys
                 if not keys:
                     raise ConfigError(f"method {method} declares no distill_keys: it has no 'nodistill' arm")
@@ -166,8 +174,8 @@ class Plan:
                 raise ConfigError(f"unknown arm {arm!r}; choose from {sorted(ARMS)}")
         return out
 
-    def run_overrides_json(self, method: str, arms: str = "") -> str:
-        return json.dumps({**self.overrides, **self.arm_overrides(method, arms)}, sort_keys=True)
+    def run_overrides_json(self, method: str, arms: str = "", addon: str | None = None) -> str:
+        return json.dumps({**self.overrides, **self.arm_overrides(method, arms, addon)}, sort_keys=True)
 
     def stage_file(self, task: str, method: str, stage, variant: str) -> str:
         final = stage == self.stages(task, method)[-1]
@@ -271,8 +279,8 @@ class Plan:
         for m in c.get("methods", []):
             if m not in self.methods:
                 raise ConfigError(f"control.methods: {m!r} is not among the configured methods {list(self.methods)}")
-        for task, method, _, arms in self._control_cells():
-            resolve(task, {**self.overrides, **self.arm_overrides(method, arms)}, method)
+        for task, method, addon, arms in self._control_cells():
+            resolve(task, {**self.overrides, **self.arm_overrides(method, arms, addon)}, method)
 
     def _control_cells(self) -> list[tuple[str, str, str, str]]:
         """(task, method, add-on, arms) of the control: the method in full, no distillation, each add-on as
@@ -293,6 +301,109 @@ class Plan:
         seeds = (self.config.get("control") or {}).get("seeds", [])
         return [os.path.join(self.run_dir(t, m, a, self.default_lambda(t), s, arms), "metrics.json")
                 for t, m, a, arms in self._control_cells() for s in seeds]
+
+    # ---- add-on tuning (vem.tuning) -------------------------------------------------------------------
+    def _check_tuning(self) -> None:
+        """Draw every add-on's trials; the tuning tasks, methods and add-ons exist here, one tuning task per
+        task kind, and every trial's configuration resolves and passes its checks on every task it may reach
+        (the tuning task and, once chosen, every task of that kind)."""
+        c = self.tuning = self.config.get("tuning") or {}
+        self.trials: dict[str, list[dict]] = {}
+        if not c.get("tasks"):
+            return
+        kinds: dict[str, str] = {}
+        for t in c["tasks"]:
+            if t not in self.tasks:
+                raise ConfigError(f"tuning.tasks: {t!r} is not among tasks {self.tasks}")
+            k = get_task(t).kind
+            if k in kinds:
+                raise ConfigError(f"tuning.tasks: {kinds[k]} and {t} are both {k}; one tuning task per task kind "
+                                  "(its choice applies to every task of the kind)")
+            kinds[k] = t
+        for m in c["methods"]:
+            if m not in self.methods:
+                raise ConfigError(f"tuning.methods: {m!r} is not among the configured methods {list(self.methods)}")
+        for a in c["addons"]:
+            if a not in (c.get("space") or {}):
+                raise ConfigError(f"tuning.addons: {a!r} has no search space (tuning.space.{a})")
+            try:
+                self.trials[a] = sample_trials(a, c["space"][a], c["trials"], c.get("sampler_seed", 0))
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        for m in c["methods"]:
+            for task in self.methods[m]:
+                if get_task(task).kind not in kinds:
+                    continue
+                for a in c["addons"]:
+                    # every drawn trial, and each dimension at its bounds / every choice (what the space admits)
+                    probes = [(f"trial {k} {self.trials[a][k]}", self.trial_values(a, k))
+                              for k in range(1, c["trials"])]
+                    for key, dist in c["space"][a].items():
+                        if key == LAMBDA:
+                            continue
+                        (kind, arg), = dist.items()
+                        probes += [(f"tuning.space.{a}.{key} = {v!r}", {key: v}) for v in arg]
+                    for what, values in probes:
+                        try:
+                            resolve(task, {**self.overrides, **values}, m)
+                        except ConfigError as e:
+                            raise ConfigError(f"tuning: {what} on {task} ({m}): {e}") from None
+
+    def trial_values(self, addon: str | None, k: int) -> dict:
+        """The config overrides of an add-on's tuning trial k (its lambda_mi is in the run's name instead)."""
+        if addon not in self.trials:
+            raise ConfigError(f"arm +t{k}: add-on {addon!r} is not tuned here (tuning.addons: "
+                              f"{list(self.trials)})")
+        if not 0 <= k < len(self.trials[addon]):
+            raise ConfigError(f"arm +t{k}: {addon} has trials 0..{len(self.trials[addon]) - 1} (tuning.trials)")
+        return {key: v for key, v in self.trials[addon][k].items() if key != LAMBDA}
+
+    def trial_lambda(self, task: str, addon: str, k: int) -> float:
+        return float(self.trials[addon][k].get(LAMBDA, self.default_lambda(task)))
+
+    def trial_run_dir(self, task: str, method: str, addon: str, k: int, seed: int) -> str:
+        """Trial 0 is the configured run itself (no arm)."""
+        return self.run_dir(task, method, addon, self.trial_lambda(task, addon, k), seed, f"+t{k}" if k else "")
+
+    def tuning_methods(self) -> list[str]:
+        c = self.tuning
+        return [m for m in c.get("methods", []) if any(t in self.methods[m] for t in c.get("tasks", []))] \
+            if c.get("tasks") else []
+
+    def tuning_spec(self, method: str) -> dict:
+        """What ``python -m vem tune`` scores: every trial run of the method (its curve on the val split)."""
+        c = self.tuning
+        trials = []
+        for task in c["tasks"]:
+            if task not in self.methods.get(method, []):
+                continue
+            for a in c["addons"]:
+                for k in range(c["trials"]):
+                    for seed in c["seeds"]:
+                        trials.append({
+                            "task": task, "kind": get_task(task).kind, "addon": a, "trial": k, "seed": seed,
+                            "lambda_mi": self.trial_lambda(task, a, k), "values": self.trial_values(a, k),
+                            "curve": os.path.join(self.trial_run_dir(task, method, a, k, seed), "curve.csv"),
+                            "higher_is_better": get_task(task).metric == "miou"})
+        if not trials:
+            raise ValueError(f"method {method} runs on none of tuning.tasks {c.get('tasks')}")
+        return {"method": method, "trials": trials}
+
+    def tuning_curves(self, method: str) -> list[str]:
+        return [t["curve"] for t in self.tuning_spec(method)["trials"]]
+
+    def tuned_metrics(self, method: str, choice: dict, n: int = 4) -> list[str]:
+        """The runs of table n with the add-ons' chosen trials (``results/tuning/<method>.json`` "choice"), on
+        every task of a tuned kind, over the evaluation seeds; a chosen trial 0 is the default run itself."""
+        out = []
+        for task in self.table_tasks(n):
+            if task not in self.methods.get(method, []):
+                continue
+            for a, ch in choice.get(get_task(task).kind, {}).items():
+                if a in self.config["addons"] and ch["trial"]:
+                    out += [os.path.join(self.trial_run_dir(task, method, a, ch["trial"], s), "metrics.json")
+                            for s in self.config["seeds"]]
+        return out
 
     # ---- figures -------------------------------------------------------------------------------------
     def _default_runs(self, task: str, addons) -> list[tuple[str, str, list[str]]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -74,8 +75,18 @@ def _welch(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _base_arms(arms: str) -> str:
-    """The arms of the row an add-on row is compared with: the same, less 'frozen' (an add-on option)."""
-    return "+".join(a for a in arms.split("+") if a and a != "frozen")
+    """The arms of the row an add-on row is compared with: the same, less the add-on's own options
+    ('frozen', a tuning trial 't<k>')."""
+    return "+".join(a for a in arms.split("+") if a and a != "frozen" and not _TRIAL.fullmatch(a))
+
+
+_TRIAL = re.compile(r"t(\d+)")
+
+
+def _row_label(r) -> str:
+    """The method column: the method + add-on, and which tuning trial a tuned row ran (vem.tuning)."""
+    m = _TRIAL.fullmatch(str(r.get("arms", "")))
+    return label(r["method"], r["addon"]) + (f" (tuned: trial {m.group(1)})" if m else "")
 
 
 def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
@@ -133,7 +144,8 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
     # within a task: the Original, then each method (in the order its runs were given) with its add-ons
     rank = {m: i + 1 for i, m in enumerate(dict.fromkeys(m for m in s["method"] if m != "original"))}
     s["order"] = s["method"].map(rank).fillna(0) * 10 + s["addon"].map(ADDON_ORDER).fillna(9)
-    return s.sort_values(["task", "order", "lambda_mi"], kind="stable").drop(columns=["order"])
+    s["_armed"] = s["arms"] != ""   # an add-on's tuned / control rows after its default ones
+    return s.sort_values(["task", "order", "_armed", "lambda_mi"], kind="stable").drop(columns=["order", "_armed"])
 
 
 def _effect_text(r) -> str:
@@ -171,15 +183,18 @@ def select(s: pd.DataFrame, table: int, sweep_task: str | None = None) -> pd.Dat
         keep = (s["task"] == task) & (s["method"] != "original") & s["addon"].isin(["none", "vem"])
     else:
         raise ValueError(f"unknown table {table}")
+    # arms: only table 4 shows tuned rows (trial arms t<k>) beside the default ones; no table shows controls
+    tuned = s["arms"].map(lambda a: bool(_TRIAL.fullmatch(str(a))))
+    keep &= (s["arms"] == "") | (tuned if table == 4 else False)
     sel = s[keep]
     if table in (1, 2, 4):
         # one lambda per add-on: the configured default (the sweep's other values belong to table 5)
-        sel = sel[(sel["addon"] == "none") | sel.apply(lambda r: _is_default(r, s), axis=1)]
+        sel = sel[(sel["addon"] == "none") | (sel["arms"] != "") | sel.apply(lambda r: _is_default(r, s), axis=1)]
     return sel
 
 
 def _is_default(r, s) -> bool:
-    same = s[(s.task == r.task) & (s.method == r.method) & (s.addon == r.addon)]
+    same = s[(s.task == r.task) & (s.method == r.method) & (s.addon == r.addon) & (s.arms == "")]
     # the default lambda is the one with most runs, ties -> the largest (0.1 is the paper's default)
     counts = same.groupby("lambda_mi")["n"].sum()
     best = counts[counts == counts.max()].index.max()
@@ -219,7 +234,7 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
         metric_note = r["metric"] + (" (higher is better)" if r["higher_is_better"] else " (lower is better)")
         rows.append({
             "block": f"measured ({r['scale']} scale)", "task": r["task"], "stands_for": r["paper_task"],
-            "method": label(r["method"], r["addon"]),
+            "method": _row_label(r),
             "lambda_mi": "" if r["addon"] == "none" else r["lambda_mi"],
             "MACs": _fmt_count(r["macs"]), "params": _fmt_count(r["params"]), "metric": metric_note,
             "mean": r["mean"], "std": r["std"], "n": r["n"], "value": _display(r),
@@ -272,7 +287,10 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "`verdict`: the paired t-test (Welch's test if < 2 seeds match). "
             "`val_change_last_quarter`: relative change of the held-out val metric over the last quarter of "
             "training, mean over seeds; `last_quarter_share`: that change as a share of the whole curve's range, "
-            "worst seed (near 0 = the curve has flattened; a noisy flat curve stays below ~0.2).", "",
+            "worst seed (near 0 = the curve has flattened; a noisy flat curve stays below ~0.2)."
+            + (" Rows `(tuned: trial k)`: the add-on with the hyper-parameters its tuning chose on the val split "
+               "(`results/tuning/<method>.md`: every trial, the same budget per add-on); the rows without it keep "
+               "the configured (paper-default) values." if s["arms"].ne("").any() else ""), "",
             measured.reindex(columns=cols).astype(object).fillna("").to_markdown(index=False, floatfmt=".3f"), ""]
     if len(paper_out):
         text += [("## Published in the paper" if paper_scale else

@@ -2,6 +2,7 @@
 # its files from (vem.plan: derived from the stages the registered methods declare; no method is named here).
 
 import json
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -38,6 +39,10 @@ config.setdefault(
 )
 config.setdefault(
     "control", {"tasks": [], "methods": [], "addons": ["vem"], "seeds": [0]}
+)
+config.setdefault(
+    "tuning",
+    {"tasks": [], "methods": [], "addons": [], "trials": 1, "seeds": [0], "space": {}},
 )
 config.setdefault("teacher_seed", 0)
 config.setdefault("evalnet_seed", 0)
@@ -120,6 +125,21 @@ def real_stats_for(wildcards):
 
 def real_stats_arg(wildcards, input):
     return f"--real-stats {input.real_stats}" if "real_stats" in input.keys() else ""
+
+
+def tuned_runs_of(w):
+    """A method's runs with the add-ons' chosen values: known once the tune checkpoint has chosen them."""
+    out = checkpoints.tune.get(method=w.method).output.json
+    return PLAN.tuned_metrics(w.method, json.loads(Path(out).read_text())["choice"])
+
+
+def tuned_lists(n):
+    """Table 4 reads the tuned runs through their list files: its other inputs stay in the DAG from the start."""
+    return [f"results/tuning/{m}.runs" for m in PLAN.tuning_methods()] if int(n) == 4 else []
+
+
+def tuning_md():
+    return [f"results/tuning/{m}.md" for m in PLAN.tuning_methods()]
 
 
 def all_done_message():

@@ -48,7 +48,7 @@ rule compress:
     params:
         args=lambda w: PLAN.stage_args(w.task, w.method, final_stage(w), run_variant(w)),
         lam=lambda w: "" if w.addon == "none" else f"--lambda-mi {w.lam}",
-        overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms),
+        overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms, w.addon),
         every=config["checkpoint_every"],
         snapshots=(
             "--keep-snapshots"
@@ -85,7 +85,7 @@ rule evaluate_run:
     params:
         stats=real_stats_arg,
         selection=config["checkpoint_selection"],
-        overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms),
+        overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms, w.addon),
         arms=lambda w: f"--arms {w.arms}" if w.arms else "",
     message:
         "Evaluate {wildcards.task} {wildcards.method} + {wildcards.addon} seed {wildcards.seed} on the test split"

@@ -2,6 +2,7 @@ rule render_table:
     input:
         metrics=lambda w: PLAN.table_metrics(int(w.n)),
         curves=lambda w: PLAN.table_curves(int(w.n)),
+        tuned=lambda w: tuned_lists(w.n),
         quality=lambda w: PLAN.table_quality(int(w.n)),
     output:
         csv=report(
@@ -21,7 +22,45 @@ rule render_table:
         "Render table {wildcards.n}"
     shell:
         "python -m vem tables --table {wildcards.n} --metrics {input.metrics} --curves {input.curves} "
-        "--quality {input.quality} --out {output.csv} > {log} 2>&1"
+        "--quality {input.quality} --tuned-runs {input.tuned} --out {output.csv} > {log} 2>&1"
+
+
+checkpoint tune:
+    input:
+        lambda w: PLAN.tuning_curves(w.method),
+    output:
+        csv=report(
+            "results/tuning/{method}.csv",
+            caption="../report/tuning.rst",
+            category="Tuning",
+        ),
+        json="results/tuning/{method}.json",
+        md="results/tuning/{method}.md",
+    log:
+        "logs/tune/{method}.log",
+    benchmark:
+        "results/benchmarks/tune/{method}.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    params:
+        spec=lambda w: json.dumps(PLAN.tuning_spec(w.method), sort_keys=True),
+    message:
+        "Choose {wildcards.method}'s add-on hyper-parameters on the val split"
+    shell:
+        "python -m vem tune --spec '{params.spec}' --out {output.csv} > {log} 2>&1"
+
+
+rule tuned_runs:
+    input:
+        tuned_runs_of,
+    output:
+        "results/tuning/{method}.runs",
+    log:
+        "logs/tuned_runs/{method}.log",
+    message:
+        "List {wildcards.method}'s runs with the tuned add-on values"
+    shell:
+        "printf '%s\\n' {input} > {output} 2> {log}"
 
 
 rule dose_response:
@@ -69,7 +108,7 @@ rule control:
 rule summary:
     input:
         tables=expand("results/table{n}.md", n=config["tables"]),
-        extra=["results/control.md"] if PLAN.control_metrics() else [],
+        extra=(["results/control.md"] if PLAN.control_metrics() else []) + tuning_md(),
         figures=PLAN.figures(),
     output:
         "results/summary.md",
