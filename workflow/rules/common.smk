@@ -135,7 +135,11 @@ def tuned_runs_of(w):
 
 def tuned_lists(n):
     """Table 4 reads the tuned runs through their list files: its other inputs stay in the DAG from the start."""
-    return [f"results/tuning/{m}.runs" for m in PLAN.tuning_methods()] if int(n) == 4 else []
+    return (
+        [f"results/tuning/{m}.runs" for m in PLAN.tuning_methods()]
+        if int(n) == 4
+        else []
+    )
 
 
 def tuning_md():
