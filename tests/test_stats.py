@@ -53,3 +53,22 @@ def test_seeds_needed_is_the_smallest_sufficient_count():
     n = seeds_needed(0.5, 1.0)
     assert paired_power(0.5, 1.0, n) >= 0.8 > paired_power(0.5, 1.0, n - 1)
     assert seeds_needed(0.5, 0.0) == 2 and seeds_needed(1e-6, 1.0, max_n=50) is None
+
+
+def test_power_stays_finite_and_monotone_where_scipys_noncentral_t_gives_nan():
+    """scipy's nct returns NaN at a large noncentrality with few degrees of freedom (nc ~18, df 2): the power
+    there comes from integrating over the chi-square, which equals scipy wherever scipy is finite."""
+    from scipy import stats as st
+
+    from vem.stats import _nct_two_sided, min_detectable_effect, paired_power, seeds_needed
+
+    for df, nc in ((1, 2.0), (2, 1.5), (5, 3.0), (10, 0.5)):
+        c = st.t.ppf(0.975, df)
+        assert _nct_two_sided(c, df, nc) == pytest.approx(st.nct.sf(c, df, nc) + st.nct.cdf(-c, df, nc), abs=1e-9)
+    sd = 0.389
+    for n in (2, 3, 4, 6):
+        p = [paired_power(e, sd, n) for e in np.linspace(0.1, 8.0, 40)]
+        assert all(np.isfinite(p)) and all(np.diff(p) >= -1e-9), n
+    # the seeds a difference needs agree with the MDE: 3 seeds resolve anything above MDE(3) (4.02 here)
+    assert min_detectable_effect(sd, 3) < 4.02 and seeds_needed(4.02, sd) <= 3
+    assert seeds_needed(min_detectable_effect(sd, 5) * 1.001, sd) == 5

@@ -45,7 +45,24 @@ def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float
     df = n - 1
     crit = stats.t.ppf(1 - alpha / 2, df)
     nc = abs(effect) * math.sqrt(n) / sd
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    if math.isfinite(power):
+        return power
+    return _nct_two_sided(crit, df, nc)
+
+
+def _nct_two_sided(crit: float, df: int, nc: float) -> float:
+    """P(|T| > crit) for T ~ noncentral t(df, nc) by integrating over the chi-square: T = (Z + nc) / sqrt(V/df),
+    so P(T > c) = E_V[P(Z > c sqrt(V/df) - nc)]. scipy's nct returns NaN for a large noncentrality at few
+    degrees of freedom (e.g. nc 18, df 2); this stays finite there."""
+    from scipy import integrate, stats
+
+    def tail(v):
+        s = crit * math.sqrt(v / df)
+        return (stats.norm.sf(s - nc) + stats.norm.cdf(-s - nc)) * stats.chi2.pdf(v, df)
+
+    val, _ = integrate.quad(tail, 0.0, math.inf, limit=200)
+    return float(min(max(val, 0.0), 1.0))
 
 
 def min_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
