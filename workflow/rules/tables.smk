@@ -57,6 +57,8 @@ rule tuned_runs:
         "results/tuning/{method}.runs",
     log:
         "logs/tuned_runs/{method}.log",
+    conda:
+        "../../envs/vem.yaml"
     message:
         "List {wildcards.method}'s runs with the tuned add-on values"
     shell:
