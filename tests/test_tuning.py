@@ -94,7 +94,7 @@ def test_render_tuning_scores_the_last_val_point_and_chooses_per_kind_and_addon(
 
 
 CFG = {"tasks": ["fmnist_edges2shoes", "fmnist_scenes", "fmnist_sneaker2boot"], "methods": ["omgd"],
-       "addons": ["none", "vid", "vem"], "seeds": [0, 1], "tables": [4], "teacher_seed": 0, "overrides": {},
+       "addons": ["none", "vid", "crd", "vem"], "seeds": [0, 1], "tables": [4], "teacher_seed": 0, "overrides": {},
        "lambda_mi_sweep": [], "sweep_task": "fmnist_scenes"}
 TUNING = {"tasks": ["fmnist_edges2shoes", "fmnist_sneaker2boot"], "methods": ["omgd"], "addons": ["vid", "vem"],
           "trials": 3, "seeds": [100], "space": {"vid": {"lambda_mi": {"log": [0.01, 10.0]}},
@@ -126,10 +126,10 @@ def test_plan_runs_every_trial_on_the_tuning_tasks_and_the_chosen_one_everywhere
 
 
 @pytest.mark.parametrize("change,match", [
+    ({"addons": ["vid", "vem", "crd"]}, "has no search space"),
     ({"tasks": ["fmnist_edges2shoes", "fmnist_scenes"]}, "one tuning task per task kind"),
     ({"tasks": ["fmnist_pullover2coat"]}, "is not among tasks"),
     ({"methods": ["cat"]}, "tuning.methods"),
-    ({"addons": ["vid", "vem", "crd"]}, "has no search space"),
     ({"space": {"vid": {"lambda_mi": {"log": [0.01, 10.0]}}, "vem": {"addon.vem.steps": {"int": [0, 5]}}}},
      r"tuning: .* on fmnist_edges2shoes \(omgd\): addon.vem.steps must be >= 1, got 0"),
     ({"space": {"vid": {"lambda_mi": {"log": [0.01, 10.0]}}, "vem": {"addon.vem.stepz": {"int": [1, 5]}}}},
@@ -138,6 +138,12 @@ def test_plan_runs_every_trial_on_the_tuning_tasks_and_the_chosen_one_everywhere
 def test_a_bad_tuning_config_is_refused_before_any_job(change, match):
     with pytest.raises(ConfigError, match=match):
         Plan(dict(CFG, tuning=dict(TUNING, **change)))
+
+
+def test_only_the_configured_addons_are_tuned():
+    plan = Plan(dict(CFG, addons=["none", "vid"], tuning=TUNING))
+    assert list(plan.trials) == ["vid"]
+    assert {t["addon"] for t in plan.tuning_spec("omgd")["trials"]} == {"vid"}
 
 
 def test_a_value_the_space_admits_is_checked_even_when_no_trial_drew_it():

@@ -309,6 +309,7 @@ class Plan:
         (the tuning task and, once chosen, every task of that kind)."""
         c = self.tuning = self.config.get("tuning") or {}
         self.trials: dict[str, list[dict]] = {}
+        self.tuned_addons: list[str] = []
         if not c.get("tasks"):
             return
         kinds: dict[str, str] = {}
@@ -323,7 +324,9 @@ class Plan:
         for m in c["methods"]:
             if m not in self.methods:
                 raise ConfigError(f"tuning.methods: {m!r} is not among the configured methods {list(self.methods)}")
-        for a in c["addons"]:
+        # the add-ons tuned: those of tuning.addons that the run has (a run restricted to fewer add-ons tunes fewer)
+        self.tuned_addons = [a for a in c["addons"] if a in self.config["addons"]]
+        for a in self.tuned_addons:
             if a not in (c.get("space") or {}):
                 raise ConfigError(f"tuning.addons: {a!r} has no search space (tuning.space.{a})")
             try:
@@ -334,7 +337,7 @@ class Plan:
             for task in self.methods[m]:
                 if get_task(task).kind not in kinds:
                     continue
-                for a in c["addons"]:
+                for a in self.tuned_addons:
                     # every drawn trial, and each dimension at its bounds / every choice (what the space admits)
                     probes = [(f"trial {k} {self.trials[a][k]}", self.trial_values(a, k))
                               for k in range(1, c["trials"])]
@@ -377,7 +380,7 @@ class Plan:
         for task in c["tasks"]:
             if task not in self.methods.get(method, []):
                 continue
-            for a in c["addons"]:
+            for a in self.tuned_addons:
                 for k in range(c["trials"]):
                     for seed in c["seeds"]:
                         trials.append({
