@@ -23,13 +23,13 @@ from .config import ConfigError, method_kinds, resolve
 from .data.tasks import get_task
 from .methods import get_method, label, method_ids
 from .mi.options import ADDON_IDS
-from .tuning import LAMBDA, sample_trials
+from .tuning import LAMBDA, TRIAL_ARM, sample_trials
 
 # arms: a run's last stage with extra overrides, ``+<arm>`` after its lambda (``vem_lam0.1+nodistill/seed0``)
 ARMS = {"nodistill": "the method's own distillation terms switched off (its distill_keys set to 0)",
         "frozen": "VEM's energy network frozen at its initialisation (addon.vem.train_energy: false)",
         "t<k>": "the add-on's tuning trial k (tuning.space; vem.tuning), e.g. +t3"}
-ARMS_RE = r"(\+(nodistill|frozen|t\d+))*"
+ARMS_RE = r"(\+(nodistill|frozen|" + TRIAL_ARM.pattern + r"))*"
 VARIANT = r"shared(/seed\d+)?|(" + "|".join(ADDON_IDS) + r")_lam[0-9.]+" + ARMS_RE + r"/seed\d+"
 TABLE_KINDS = {1: "paired", 2: "unpaired"}
 
@@ -161,8 +161,8 @@ class Plan:
         """The overrides a run's arms add to the configured ones."""
         out: dict = {}
         for arm in arm_list(arms):
-            if re.fullmatch(r"t\d+", arm):
-                out.update(self.trial_values(addon, int(arm[1:])))
+            if trial := TRIAL_ARM.fullmatch(arm):
+                out.update(self.trial_values(addon, int(trial.group(1))))
             elif arm == "nodistill":
                 keys = get_method(method).distill_keys
                 if not keys:
@@ -344,7 +344,7 @@ class Plan:
                     for key, dist in c["space"][a].items():
                         if key == LAMBDA:
                             continue
-                        (kind, arg), = dist.items()
+                        (_, arg), = dist.items()
                         probes += [(f"tuning.space.{a}.{key} = {v!r}", {key: v}) for v in arg]
                     for what, values in probes:
                         try:
@@ -387,7 +387,7 @@ class Plan:
                             "task": task, "kind": get_task(task).kind, "addon": a, "trial": k, "seed": seed,
                             "lambda_mi": self.trial_lambda(task, a, k), "values": self.trial_values(a, k),
                             "curve": os.path.join(self.trial_run_dir(task, method, a, k, seed), "curve.csv"),
-                            "higher_is_better": get_task(task).metric == "miou"})
+                            "higher_is_better": get_task(task).higher_is_better})
         if not trials:
             raise ValueError(f"method {method} runs on none of tuning.tasks {c.get('tasks')}")
         return {"method": method, "trials": trials}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pandas as pd
 
 from .methods import label
 from .stats import min_detectable_effect, paired_effect, seeds_needed
+from .tuning import TRIAL_ARM
 from .utils import atomic_write_text
 
 TITLES = {
@@ -77,15 +77,12 @@ def _welch(a: np.ndarray, b: np.ndarray) -> float:
 def _base_arms(arms: str) -> str:
     """The arms of the row an add-on row is compared with: the same, less the add-on's own options
     ('frozen', a tuning trial 't<k>')."""
-    return "+".join(a for a in arms.split("+") if a and a != "frozen" and not _TRIAL.fullmatch(a))
-
-
-_TRIAL = re.compile(r"t(\d+)")
+    return "+".join(a for a in arms.split("+") if a and a != "frozen" and not TRIAL_ARM.fullmatch(a))
 
 
 def _row_label(r) -> str:
     """The method column: the method + add-on, and which tuning trial a tuned row ran (vem.tuning)."""
-    m = _TRIAL.fullmatch(str(r.get("arms", "")))
+    m = TRIAL_ARM.fullmatch(str(r.get("arms", "")))
     return label(r["method"], r["addon"]) + (f" (tuned: trial {m.group(1)})" if m else "")
 
 
@@ -184,7 +181,7 @@ def select(s: pd.DataFrame, table: int, sweep_task: str | None = None) -> pd.Dat
     else:
         raise ValueError(f"unknown table {table}")
     # arms: only table 4 shows tuned rows (trial arms t<k>) beside the default ones; no table shows controls
-    tuned = s["arms"].map(lambda a: bool(_TRIAL.fullmatch(str(a))))
+    tuned = s["arms"].map(lambda a: bool(TRIAL_ARM.fullmatch(str(a))))
     keep &= (s["arms"] == "") | (tuned if table == 4 else False)
     sel = s[keep]
     if table in (1, 2, 4):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import zlib
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import numpy as np
 from .utils import atomic_write_text
 
 LAMBDA = "lambda_mi"
+TRIAL_ARM = re.compile(r"t(\d+)")   # a run's arm "+t<k>": the add-on's tuning trial k
 DISTRIBUTIONS = ("log", "uniform", "int", "choice")
 
 
@@ -115,7 +117,7 @@ def render_tuning(spec: dict, out) -> list[str]:
     if df.empty:
         raise ValueError(f"tuning {spec['method']}: no trials")
     choice: dict = {}
-    chosen = []
+    chosen = set()
     for (kind, addon), g in df.groupby(["kind", "addon"], sort=True):
         mean = g.groupby("trial")["val"].mean()
         k = choose(mean.to_dict(), bool(g["higher_is_better"].iloc[0]))
@@ -124,8 +126,8 @@ def render_tuning(spec: dict, out) -> list[str]:
             "trial": int(k), "lambda_mi": float(first["lambda_mi"]), "values": json.loads(first["values"]),
             "val": float(mean[k]), "val_default": float(mean.get(0, math.nan)), "tasks": sorted(set(g["task"])),
             "trials": int(g["trial"].nunique())}
-        chosen += [(kind, addon, k)]
-    df["chosen"] = [(r.kind, r.addon, r.trial) in set(chosen) for r in df.itertuples()]
+        chosen.add((kind, addon, k))
+    df["chosen"] = [(r.kind, r.addon, r.trial) in chosen for r in df.itertuples()]
     out = Path(out)
     atomic_write_text(out, df.drop(columns=["higher_is_better"]).to_csv(index=False))
     atomic_write_text(out.with_suffix(".json"),

@@ -41,6 +41,10 @@ class TaskSpec:
     size: int
     description: str
 
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric == "miou"
+
 
 TASKS: dict[str, TaskSpec] = {t.id: t for t in [
     TaskSpec("fmnist_edges2shoes", "mini", "edges2shoes", "paired", "fd", "fd_fmnist", 1, 1, 32,
