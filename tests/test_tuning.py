@@ -192,3 +192,15 @@ def test_table4_shows_tuned_rows_beside_the_defaults_and_table1_does_not(tmp_pat
     render(2, paths, tmp_path / "table2.csv")
     t2 = pd.read_csv(tmp_path / "table2.csv")
     assert not t2["method"].astype(str).str.contains("tuned").any()
+
+
+def test_dose_response_restricted_to_the_listed_methods():
+    cfg = dict(CFG, methods={"omgd": "all", "cat": ["fmnist_sneaker2boot"]},
+               dose_response={"tasks": ["fmnist_sneaker2boot"], "lambdas": [1.0, 10.0], "addons": ["vem"],
+                              "seeds": [0]})
+    every = Plan(cfg).dose_response_metrics()
+    assert {p.split("/")[3] for p in every} == {"omgd", "cat"} and len(every) == 2 * 3
+    only = Plan(dict(cfg, dose_response=dict(cfg["dose_response"], methods=["cat"]))).dose_response_metrics()
+    assert only == [p for p in every if "/cat/" in p]
+    with pytest.raises(ConfigError, match="dose_response.methods: 'gcc'"):
+        Plan(dict(cfg, dose_response=dict(cfg["dose_response"], methods=["gcc"])))

@@ -73,9 +73,13 @@ class Plan:
         self.mcfg = {(t, m): resolve(t, self.overrides, m) for m in self.methods for t in self.method_tasks(m)}
         if 5 in config["tables"] and config["sweep_task"] not in self.tasks:
             raise ConfigError(f"sweep_task {config['sweep_task']!r} is not among tasks {self.tasks}")
-        for t in (config.get("dose_response") or {}).get("tasks", []):
+        dr = config.get("dose_response") or {}
+        for t in dr.get("tasks", []):
             if t not in self.tasks:
                 raise ConfigError(f"dose_response.tasks: {t!r} is not among tasks {self.tasks}")
+        for m in dr.get("methods") or []:
+            if m not in self.methods:
+                raise ConfigError(f"dose_response.methods: {m!r} is not among the configured methods {list(self.methods)}")
         self._check_control()
         self._check_tuning()
 
@@ -256,12 +260,13 @@ class Plan:
 
     def dose_response_metrics(self) -> list[str]:
         """Every metrics.json of the dose-response: per task, each method there alone and with every add-on
-        at every lambda (dose_response: tasks, lambdas, addons, seeds)."""
+        at every lambda (dose_response: tasks, lambdas, addons, seeds; methods, default every configured one)."""
         dr = self.config["dose_response"]
+        methods = dr.get("methods") or list(self.methods)
         out = []
         for task in dr["tasks"]:
             for method, tasks in self.methods.items():
-                if task not in tasks:
+                if method not in methods or task not in tasks:
                     continue
                 cells = [("none", 0)] + [(a, lam) for a in dr["addons"] for lam in dr["lambdas"]]
                 out += [os.path.join(self.run_dir(task, method, a, lam, seed), "metrics.json")
