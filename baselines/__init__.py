@@ -5,8 +5,9 @@ its folder (declaration in ``__init__.py``, training code, ``config.yaml``) and 
 """
 
 from .cat import CAT
+from .gan_compression import GANCompression
 from .omgd import OMGD
 
-METHODS = {"omgd": OMGD, "cat": CAT}
+METHODS = {"omgd": OMGD, "cat": CAT, "gan_compression": GANCompression}
 
 __all__ = ["METHODS"]

@@ -95,10 +95,12 @@ def stage_context(method, stage, task, data_path, overrides, seed, inputs, evaln
     from vem.methods.context import StageContext
 
     cfg = resolve(task, overrides, method=method)
-    return StageContext(cfg=cfg, method=method, stage=get_method(method).stage(cfg, stage),
-                        data=open_task_data(data_path, task, cfg, seed), seed=seed,
+    m = get_method(method)
+    st = m.stage(cfg, stage)
+    return StageContext(cfg=cfg, method=method, stage=st, data=open_task_data(data_path, task, cfg, seed), seed=seed,
                         inputs={k: Path(v) for k, v in inputs.items()}, evalnet=Path(evalnet), addon=addon,
-                        lambda_mi=lambda_mi, resumer=resumer, keep_snapshots=keep_snapshots)
+                        lambda_mi=lambda_mi, resumer=resumer, keep_snapshots=keep_snapshots,
+                        trains_addon=st == m.addon_stage(cfg))
 
 
 def interrupt(cmd, resume_file, how, min_iter=12):

@@ -40,6 +40,7 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     ("overrides: {omgd.teacher.iterz: 3}", "omgd.teacher.iterz"),
     ("overrides: {omgd.n_share: 5}", "omgd.n_share"),   # the mini D (n_layers_d 2) has 4 stages
     ("methods: {omgd: [fmnist_nope]}", "fmnist_nope"),
+    ("overrides: {gan_compression.search.budget_macs: 1000}", "gan_compression.search.budget_macs"),
     ("tasks: [fmnist_edges2shoes, fmnist_scenes]\nmethods: [omgd]\ntables: [1]\n"
      "dose_response: {tasks: [fmnist_sneaker2boot], lambdas: [1.0], addons: [vem], seeds: [0]}", "dose_response.tasks"),
 ])
@@ -56,15 +57,20 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
     assert res.returncode == 0, res.stderr
     out = res.stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
-    # OMGD: tasks x addons x seeds; CAT: sneaker2boot only; the tuning: per method and tuning task (OMGD 2,
-    # CAT 1) 3 add-ons x 4 trials on seed 100 (table 4's tuned runs follow once the tune checkpoint has chosen)
-    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3 + (2 + 1) * 3 * 4
+    # OMGD: tasks x addons x seeds; CAT and GAN-Compression: sneaker2boot only; the tuning: per method and tuning
+    # task (OMGD 2, CAT 1) 3 add-ons x 4 trials on seed 100 (table 4's tuned runs follow once the tune checkpoint
+    # has chosen)
+    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3 + 4 * 3 + (2 + 1) * 3 * 4
     assert int(jobs["tune"]) == 2 and int(jobs["tuned_runs"]) == 2 and int(jobs["render_table"]) == 1
     assert "results/runs/fmnist_edges2shoes/omgd/vem_lam0.1/seed100/student.pt" in out        # trial 0
     assert re.search(r"results/runs/fmnist_sneaker2boot/cat/crd_lam[0-9.]+\+t3/seed100/curve\.csv", out)
     # OMGD's shared stages: the online teachers per paired task x seed (+ the tuning seed on edges2shoes), the
-    # CycleGAN teacher per unpaired task; CAT's teacher and prune on sneaker2boot
-    assert int(jobs["method_stage"]) == 2 * 3 + 1 + 2 + 2
+    # CycleGAN teacher per unpaired task; CAT's teacher and prune on sneaker2boot; GAN-Compression's supernet
+    # and search per run (its add-on trains with the supernet)
+    assert int(jobs["method_stage"]) == 2 * 3 + 1 + 2 + 2 + 4 * 3 * 2
+    gc = "results/runs/fmnist_sneaker2boot/gan_compression"
+    assert "--stage supernet --seed 2 --addon vem --lambda-mi 0.1 --input original=" in out
+    assert f"--stage search --seed 1 --addon none --input supernet={gc}/none_lam0/seed1/supernet.pt" in out
     cat = "results/runs/fmnist_sneaker2boot/cat"
     assert f"{cat}/shared/teacher.pt" in out and f"{cat}/shared/prune.pt" in out
     assert f"--stage prune --seed 0 --input teacher={cat}/shared/teacher.pt" in out
@@ -168,12 +174,13 @@ def test_weights_rule_without_weights_fails_with_one_message(tmp_path):
 
 
 @pytest.mark.parametrize("table, expected", [
-    # CAT's horse2zebra rows (teacher + prune + 4 add-ons x 3 seeds) in Tables 2 and 4
-    (4, {"compress": 4 * 4 * 3 + 12, "evaluate_run": 60, "prepare_paper_data": 4, "real_stats": 3,
-         "method_stage": 2 + 2}),
+    # CAT's horse2zebra rows (teacher + prune + 4 add-ons x 3 seeds) and GAN-Compression's (supernet + search per
+    # run) in Tables 2 and 4
+    (4, {"compress": 4 * 4 * 3 + 12 + 12, "evaluate_run": 72, "prepare_paper_data": 4, "real_stats": 3,
+         "method_stage": 2 + 2 + 24}),
     (1, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "train_teacher": 2}),
-    (2, {"compress": 2 * 4 * 3 + 12, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 1,
-         "method_stage": 2 + 2}),
+    (2, {"compress": 2 * 4 * 3 + 12 + 12, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 1,
+         "method_stage": 2 + 2 + 24}),
     (5, {"compress": 3 + 3 * 3, "evaluate_run": 12}),
 ])
 def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expected):
@@ -219,8 +226,8 @@ def test_dose_response_dag_has_every_lambda_of_every_addon(tmp_path):
     res = dry_run(tmp_path, target="results/dose_response.csv")
     assert res.returncode == 0, res.stderr
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout, flags=re.M))
-    # (OMGD on edges, OMGD and CAT on sneaker2boot) x (none + 3 add-ons x 5 lambdas) x 3 seeds
-    assert int(jobs["compress"]) == 3 * (1 + 3 * 5) * 3 and int(jobs["dose_response"]) == 1
+    # (OMGD on edges, OMGD, CAT and GAN-Compression on sneaker2boot) x (none + 3 add-ons x 5 lambdas) x 3 seeds
+    assert int(jobs["compress"]) == 4 * (1 + 3 * 5) * 3 and int(jobs["dose_response"]) == 1
     for lam in ("0.01", "0.1", "1", "10", "100"):
         assert f"results/runs/fmnist_edges2shoes/omgd/crd_lam{lam}/seed2/metrics.json" in res.stdout
         assert f"results/runs/fmnist_sneaker2boot/cat/vem_lam{lam}/seed0/metrics.json" in res.stdout

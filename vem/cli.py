@@ -234,9 +234,11 @@ def cmd_stage(args):
     final = stage == method.final(cfg)
     if args.addon not in ADDON_IDS:
         raise ValueError(f"unknown add-on {args.addon!r}; choose one of {sorted(ADDON_IDS)}")
-    if not final and (args.addon != "none" or args.lambda_mi is not None or args.keep_snapshots):
-        raise ValueError(f"stage {stage.name} of {method.id} does not train the student: --addon, --lambda-mi and "
-                         f"--keep-snapshots belong to its last stage ({method.final(cfg).name})")
+    if stage.scope != "run" and (args.addon != "none" or args.lambda_mi is not None):
+        raise ValueError(f"stage {stage.name} of {method.id} runs per {stage.scope}: --addon and --lambda-mi belong "
+                         f"to its run-scoped stages")
+    if not final and args.keep_snapshots:
+        raise ValueError(f"--keep-snapshots belongs to the last stage of {method.id} ({method.final(cfg).name})")
     inputs = dict(args.input or [])
     unknown = sorted(set(inputs) - set(stage.needs))
     missing = sorted(set(stage.needs) - set(inputs))
@@ -260,7 +262,8 @@ def cmd_stage(args):
     data = open_task_data(args.data, args.task, cfg, args.seed)
     ctx = StageContext(cfg=cfg, method=method.id, stage=stage, data=data, seed=args.seed,
                        inputs={k: Path(v) for k, v in inputs.items()}, evalnet=Path(args.evalnet), addon=args.addon,
-                       lambda_mi=args.lambda_mi, resumer=resumer, keep_snapshots=args.keep_snapshots)
+                       lambda_mi=args.lambda_mi, resumer=resumer, keep_snapshots=args.keep_snapshots,
+                       trains_addon=stage == method.addon_stage(cfg))
     ck, table = method.run_stage(stage.name, ctx)
     ck.update(method=method.id, stage=stage.name, seed=args.seed, addon=args.addon, lambda_mi=lam,
               config_hash=chash, config=json.dumps(cfg, sort_keys=True), resume_saves=resumer.saves)
@@ -268,7 +271,7 @@ def cmd_stage(args):
     atomic_save_torch(args.out, ck)
     resumer.finish()
     last = {k: v for k, v in (table[-1] if table else {}).items() if k.startswith("val")}
-    print(f"{method.id}/{stage.name}{'+' + args.addon if final else ''} {args.task} seed {args.seed}: "
+    print(f"{method.id}/{stage.name}{'+' + args.addon if stage.scope == 'run' else ''} {args.task} seed {args.seed}: "
           f"{json.dumps(last)} in {time.time() - t0:.0f} s ({resumer.saves} resume saves, "
           f"{resumer.save_seconds:.1f} s)")
 
@@ -312,7 +315,8 @@ def cmd_evaluate(args):
     if args.samples:
         sample_grid(args.images, args.samples)
     curve = pd.read_csv(args.curve) if args.curve else None
-    train_seconds = float(curve["seconds"].iloc[-1]) if curve is not None else None
+    seconds = curve["seconds"].dropna() if curve is not None and "seconds" in curve else None
+    train_seconds = float(seconds.iloc[-1]) if seconds is not None and len(seconds) else None
     record = {
         "schema": "vem-metrics/1", "task": spec.id, "scale": spec.scale, "paper_task": spec.paper_task,
         "method": args.method, "addon": args.addon, "arms": args.arms, "lambda_mi": ck.get("lambda_mi"),
@@ -421,18 +425,28 @@ def cmd_import_teacher(args):
 
 
 def cmd_profile(args):
-    from .metrics.cost import profile
+    from .metrics.cost import count_macs_v001, profile
     from .models import PAPER_MODELS, build, record
 
     name, kw = PAPER_MODELS.get(args.model, (args.model, {}))
-    kw = dict(kw, in_nc=args.in_nc, out_nc=args.in_nc, ngf=args.ngf)
+    kw = dict(kw, in_nc=args.in_nc, out_nc=args.in_nc)
+    if args.config:
+        from .metrics.slimmable import parse_config
+
+        if name != "slimmable_mobile_resnet":
+            raise ValueError(f"--config is a configuration of the slimmable mobile ResNet "
+                             f"(super_mobile_resnet_9blocks), not of {args.model!r}")
+        kw["channels"] = parse_config(args.config)
+    else:
+        kw["ngf"] = args.ngf
     if name.startswith("unet") and "num_downs" not in kw:
         kw["num_downs"] = args.num_downs
     if args.norm:
         kw["norm"] = args.norm
     G = build(record(name, **kw))
     res = profile(G, args.in_nc, args.size)
-    res.update(model=args.model, ngf=args.ngf)
+    res["macs_torchprofile_0.0.1"] = count_macs_v001(G, args.in_nc, args.size)
+    res.update(model=args.model, **({"config": args.config} if args.config else {"ngf": args.ngf}))
     print(json.dumps(res))
 
 
@@ -610,6 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--in-nc", type=_int(1), default=3)
     sp.add_argument("--num-downs", type=_int(5), default=8)
     sp.add_argument("--norm", default=None)
+    sp.add_argument("--config", default=None, help="GAN-Compression's configuration string c0_..._c7 of "
+                                                   "super_mobile_resnet_9blocks, e.g. 16_16_24_16_32_64_16_24")
     return p
 
 

@@ -105,7 +105,9 @@ def figure2(panels: list[dict], out, n: int = 4, overrides: dict | None = None) 
 def _curve_stack(paths, column: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(iterations, values seeds x points) of one column over several runs' curves (common iterations)."""
     frames = [pd.read_csv(p) for p in paths]
-    frames = [f for f in frames if column in f.columns]
+    # the points that have the column (GAN-Compression's supernet rows carry val_largest/val_smallest, its
+    # export row the student's val at the same iteration)
+    frames = [f.dropna(subset=[column]).drop_duplicates("iter", keep="last") for f in frames if column in f.columns]
     if not frames:
         return None
     common = sorted(set.intersection(*(set(f["iter"]) for f in frames)))
@@ -127,7 +129,7 @@ def curves(task: str, metric: str, cells: list[dict], out) -> list[str]:
             if st is None:
                 continue
             it, v = st
-            line, = ax.plot(it, v.mean(0), label=f"{c['label']} (n={len(v)})")
+            line, = ax.plot(it, v.mean(0), marker="o" if len(it) < 3 else None, label=f"{c['label']} (n={len(v)})")
             ax.fill_between(it, v.min(0), v.max(0), color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_xlabel("iteration")
         ax.set_ylabel(f"val {metric}")

@@ -79,7 +79,8 @@ class Plan:
                 raise ConfigError(f"dose_response.tasks: {t!r} is not among tasks {self.tasks}")
         for m in dr.get("methods") or []:
             if m not in self.methods:
-                raise ConfigError(f"dose_response.methods: {m!r} is not among the configured methods {list(self.methods)}")
+                raise ConfigError(f"dose_response.methods: {m!r} is not among the configured methods "
+                                  f"{list(self.methods)}")
         self._check_control()
         self._check_tuning()
 
@@ -117,6 +118,12 @@ class Plan:
 
     def default_lambda(self, task: str) -> float:
         return self.cfg[task]["addon"]["lambda_mi"]
+
+    def selection(self, method: str) -> str:
+        """The checkpoint selection of a method's runs: ``checkpoint_selection``, except "final" for a method
+        whose student is no training trajectory (GAN-Compression's searched sub-network; its protocol)."""
+        chosen = self.config.get("checkpoint_selection", "final")
+        return chosen if get_method(method).keeps_snapshots else "final"
 
     def overrides_json(self) -> str:
         return json.dumps(self.overrides, sort_keys=True)
@@ -207,11 +214,19 @@ class Plan:
         return out
 
     def stage_args(self, task: str, method: str, stage_name: str, variant: str) -> str:
-        seed = parse_variant(variant)[3]
+        """The stage command's arguments: stage, seed, inputs, and for a run-scoped stage the run's add-on
+        and lambda_MI."""
+        scope, addon, lam, seed, _ = parse_variant(variant)
         seed = self.config["teacher_seed"] if seed is None else seed
         needs = {k: v for k, v in self.stage_inputs(task, method, stage_name, variant).items()
                  if k not in ("data", "evalnet")}
-        return " ".join([f"--stage {stage_name} --seed {seed}", *(f"--input {k}={v}" for k, v in needs.items())])
+        run = [] if scope != "run" else [f"--addon {addon}"] + ([] if addon == "none" else [f"--lambda-mi {lam}"])
+        return " ".join([f"--stage {stage_name} --seed {seed}", *run, *(f"--input {k}={v}" for k, v in needs.items())])
+
+    def variant_overrides_json(self, method: str, variant: str) -> str:
+        """The overrides of a stage job: the configured ones, plus a run's arms for a run-scoped stage."""
+        scope, addon, _, _, arms = parse_variant(variant)
+        return self.run_overrides_json(method, arms, addon) if scope == "run" else self.overrides_json()
 
     # ---- tables --------------------------------------------------------------------------------------
     def table_tasks(self, n: int) -> list[str]:

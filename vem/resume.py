@@ -108,9 +108,13 @@ class Resumer:
         self.log(f"resuming from {self.path} at iteration {st['iter']}")
         return st
 
-    def tick(self, it: int, state_fn) -> None:
+    def tick(self, it: int, state_fn, every: int | None = None) -> None:
+        """At the end of iteration ``it``: save on a signal, and every ``self.every`` iterations (``every``: a
+        cadence of this loop's own, e.g. 1 for a search whose iterations are whole generations; none when
+        checkpointing is off)."""
         sig, self._pending = self._pending, None
-        if sig or (self.every and it % self.every == 0):
+        cadence = (every or self.every) if self.every else 0
+        if sig or (cadence and it % cadence == 0):
             self.save(it, state_fn)
         if sig == "SIGTERM":
             self.log(f"SIGTERM: state saved at iteration {it} to {self.path}; exiting (re-run to resume)")

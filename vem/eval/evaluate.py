@@ -58,8 +58,11 @@ def evaluate(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_pat
     spec = data.spec
     protocol = {"eval_split": "test", "n_images": data.n("test", "A"),
                 "quantisation": "uint8 PNG before features ((x + 1) / 2 * 255 truncated, as tensor2im)", **proto}
+    cost = profile(G, spec.in_channels, spec.size)
+    # a method's own MAC convention (macs_cat, macs_gan_compression in its student checkpoint) beside ours
+    cost.update({k: int(v) for k, v in ck.items() if k.startswith("macs_") and k != "macs_harness"})
     return {"metric": {"name": backend.name, "value": float(value), "higher_is_better": backend.higher_is_better},
-            "cost": profile(G, spec.in_channels, spec.size), "protocol": protocol, "eval_seconds": time.time() - t0}
+            "cost": cost, "protocol": protocol, "eval_seconds": time.time() - t0}
 
 
 def evaluate_best_on_test(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_path=None,

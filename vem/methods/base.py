@@ -12,9 +12,12 @@ seed     (task, seed); shared by every add-on of that seed                ``shar
 run      (task, add-on, lambda_MI, seed)                                  ``<addon>_lam<λ>/seed<s>/<stage>.pt``
 =======  ===============================================================  ====================================
 
-The last stage trains the student and is the only one that takes the MI add-on; its files are
-``student.pt`` and ``curve.csv`` (every other stage writes ``<stage>.pt`` and ``<stage>.csv``: its
-checkpoint and its table - a learning curve, a pruning trace, a search log). ``needs`` names the
+The last stage yields the student; its files are ``student.pt`` and ``curve.csv`` (every other stage
+writes ``<stage>.pt`` and ``<stage>.csv``: its checkpoint and its table - a learning curve, a pruning
+trace, a search log). Exactly one stage trains with the MI add-on: the last one, unless a stage declares
+``addon=True`` (GAN-Compression trains its supernet with the add-on, then searches and exports). That
+stage and every later one run per run (scope ``run``); every run-scoped stage is told the run's add-on
+and lambda_MI (they are in its record and configuration hash), only the add-on stage builds it. ``needs`` names the
 earlier stages whose checkpoints a stage reads, and the shared inputs it uses (``SHARED_INPUTS``); the
 prepared data and the task's evaluation network (val curves) reach every stage.
 
@@ -43,6 +46,7 @@ class Stage:
     scope: str
     needs: tuple[str, ...] = ()
     help: str = ""
+    addon: bool = False      # trains the student with the MI add-on (default: the last stage does)
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name) or self.name in RESERVED:
@@ -62,6 +66,9 @@ class Method:
     # the keys of cfg[<id>] that weight the student's distillation from the teacher (not its GAN or
     # reconstruction-to-data terms): the positive control's 'nodistill' arm sets them to 0
     distill_keys: ClassVar[tuple[str, ...]] = ()
+    # the last stage keeps the student at every curve point on request (checkpoint_selection best_on_test);
+    # False for a method whose student is not a training trajectory (a searched, exported sub-network)
+    keeps_snapshots: ClassVar[bool] = True
 
     def stages(self, cfg: dict) -> tuple[Stage, ...]:
         """The stages for a resolved configuration (``cfg["kind"]``, ``cfg[<id>]``), in order."""
@@ -82,6 +89,14 @@ class Method:
         stages = tuple(self.stages(cfg))
         if not stages or stages[-1].scope != "run":
             raise ValueError(f"method {self.id}: the last stage must exist and have scope 'run'")
+        flagged = [i for i, st in enumerate(stages) if st.addon]
+        if len(flagged) > 1:
+            raise ValueError(f"method {self.id}: only one stage trains with the add-on, got "
+                             f"{[stages[i].name for i in flagged]}")
+        for st in stages[flagged[0]:] if flagged else ():
+            if st.scope != "run":
+                raise ValueError(f"method {self.id}: stage {st.name!r} runs per {st.scope}, but it follows the "
+                                 "add-on stage (which runs per run): it must have scope 'run'")
         seen: dict[str, Stage] = {}
         for st in stages:
             if st.name in seen:
@@ -106,3 +121,8 @@ class Method:
 
     def final(self, cfg: dict) -> Stage:
         return self.checked_stages(cfg)[-1]
+
+    def addon_stage(self, cfg: dict) -> Stage:
+        """The stage that trains with the MI add-on: the one declaring ``addon=True``, else the last."""
+        stages = self.checked_stages(cfg)
+        return next((st for st in stages if st.addon), stages[-1])

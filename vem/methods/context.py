@@ -14,9 +14,10 @@ class StageContext:
 
     ``cfg`` is the resolved configuration (``cfg[method]`` is the method's section), ``data`` the task's
     prepared data, ``inputs`` the checkpoints of the stages and shared inputs the stage ``needs`` (by
-    name), ``evalnet`` the file of the task's metric network (val curves). ``addon`` / ``lambda_mi`` are set
-    for the final stage only (``lambda_mi`` None = the configured default). ``keep_snapshots``: keep the
-    student's weights at every curve point (best-on-test selection).
+    name), ``evalnet`` the file of the task's metric network (val curves). ``addon`` / ``lambda_mi`` are the
+    run's for run-scoped stages ("none" / None otherwise; ``lambda_mi`` None = the configured default);
+    ``trains_addon``: this stage is the method's add-on stage (the only one that may build it).
+    ``keep_snapshots``: keep the student's weights at every curve point (best-on-test selection).
     """
 
     cfg: dict
@@ -30,6 +31,7 @@ class StageContext:
     lambda_mi: float | None = None
     resumer: object = None
     keep_snapshots: bool = False
+    trains_addon: bool = True
 
     @property
     def spec(self):
@@ -65,6 +67,9 @@ class StageContext:
         from ..config import addon_kwargs
         from ..mi import build_addon
 
+        if not self.trains_addon:
+            raise ValueError(f"stage {self.stage.name} of {self.method} does not train with the add-on; its add-on "
+                             "stage does (vem.methods.Method.addon_stage)")
         return build_addon(self.addon, channels=channels, t_channels=t_channels or channels, image_size=image_size,
                            n_data=n_data, **addon_kwargs(self.cfg, self.addon, self.lambda_mi))
 

@@ -5,6 +5,12 @@ the *output* size, i.e. stride^2 times the multiply-adds actually done. That is 
 for resnet_9blocks arises (true work: ~49.5 G). An affine norm counts its output elements (torchprofile >=
 0.0.3), and so does an *out-of-place* LeakyReLU; ReLU, tanh, padding, concatenation and the in-place
 LeakyReLU that pix2pix/OMGD's U-Net uses (and ours) count 0. Batch 1.
+
+``count_macs_v001`` is the convention of torchprofile 0.0.1 (GAN-Compression's requirements): the same,
+plus the output elements of every instance norm *without* affine parameters (today's torchprofile counts
+those as 0). GAN-Compression's published sub-network counts are in it: ``16_16_24_16_32_64_16_24`` (Fast,
+horse2zebra) 2,640,576,512 = "2.64 G" (today's count: 2.618 G), ``16_16_32_16_32_32_16_16`` 2,546,204,672 =
+the "2.55 G" of its README and of the paper's Table 4, ``mobile_resnet_9blocks`` ngf 16 1.421 G.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 
 def count_params(model: nn.Module) -> int:
@@ -31,6 +39,41 @@ def count_macs(model: nn.Module, in_channels: int, size: int) -> float:
             return float(profile_macs(model, torch.zeros(1, in_channels, size, size, device=dev)))
     finally:
         model.train(was_training)
+
+
+class _NormElements(TorchFunctionMode):
+    """Counts the output elements of every instance norm without affine weights run under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        # F.instance_norm is seen (the torch.instance_norm it calls is not: the mode is off inside)
+        if func is F.instance_norm or func is torch.instance_norm:
+            weight = args[3] if len(args) > 3 else kwargs.get("weight")
+            if weight is None:
+                self.count += out.numel()
+        return out
+
+
+def non_affine_norm_elements(model: nn.Module, in_channels: int, size: int) -> int:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _NormElements() as mode:
+            dev = next(model.parameters()).device
+            model(torch.zeros(1, in_channels, size, size, device=dev))
+    finally:
+        model.train(was_training)
+    return int(mode.count)
+
+
+def count_macs_v001(model: nn.Module, in_channels: int, size: int) -> int:
+    """torchprofile 0.0.1's count (GAN-Compression's published numbers): today's + non-affine norm outputs."""
+    return int(count_macs(model, in_channels, size)) + non_affine_norm_elements(model, in_channels, size)
 
 
 def profile(model: nn.Module, in_channels: int, size: int) -> dict:

@@ -7,7 +7,9 @@ Checkpoints hold ``{"generator": record, "state_dict": ...}``. Adding a backbone
 
 Paper names: ``unet_256`` = unet(num_downs=8), ``unet_deepest_256`` = unet_deepest(num_downs=8),
 ``resnet_9blocks`` = resnet(n_blocks=9), ``mobile_resnet_9blocks`` = mobile_resnet(n_blocks=9),
-``inception_9blocks`` = inception(n_blocks=9) (CAT).
+``inception_9blocks`` = inception(n_blocks=9) (CAT), ``super_mobile_resnet_9blocks`` /
+``sub_mobile_resnet_9blocks`` = slimmable_mobile_resnet(n_blocks=9) at the supernet's / a sub-network's
+``channels`` (GAN-Compression).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from .generators import ResnetGenerator, UnetGenerator
 from .inception import InceptionGenerator
+from .slimmable import SlimmableMobileResnet
 
 
 def unet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, num_downs: int = 8, norm: str = "batch",
@@ -51,7 +54,13 @@ def inception(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
     return InceptionGenerator(in_nc, out_nc, ngf, n_blocks, norm, dropout, tuple(kernel_sizes), reduction, widths)
 
 
-BACKBONES = {f.__name__: f for f in (unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet, inception)}
+def slimmable_mobile_resnet(in_nc: int = 3, out_nc: int = 3, channels: list = (64,) * 8, n_blocks: int = 9,
+                            dropout: float = 0.0) -> nn.Module:
+    return SlimmableMobileResnet(in_nc, out_nc, list(channels), n_blocks, dropout)
+
+
+BACKBONES = {f.__name__: f for f in (unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet, inception,
+                                     slimmable_mobile_resnet)}
 
 PAPER_MODELS = {
     "unet_256": ("unet", {"num_downs": 8}),
@@ -60,6 +69,7 @@ PAPER_MODELS = {
     "mobile_resnet_9blocks": ("mobile_resnet", {"n_blocks": 9}),
     "mobile_deepest_resnet": ("mobile_deepest_resnet", {"n_blocks": 9}),
     "inception_9blocks": ("inception", {"n_blocks": 9}),
+    "super_mobile_resnet_9blocks": ("slimmable_mobile_resnet", {"n_blocks": 9}),
 }
 
 

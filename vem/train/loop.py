@@ -11,7 +11,8 @@ hands the loop a ``step(it) -> stats`` function. The loop then
   iteration appends a curve row ``{"iter", **score(), "seconds", **mean statistics}`` (``score``: the
   held-out val metric(s)) and, with ``snapshot``, keeps ``{"iter", **scores, **snapshot()}`` (weights to
   select from later);
-* saves the resume file periodically and on SIGTERM/SIGUSR1 (``Resumer.tick``).
+* saves the resume file periodically (``--checkpoint-every``, or the loop's own ``save_every`` when its
+  iterations are long, e.g. the generations of a search) and on SIGTERM/SIGUSR1 (``Resumer.tick``).
 
 Saving consumes no randomness; the loop itself draws none.
 """
@@ -44,11 +45,12 @@ class LoopResult:
 class Loop:
     def __init__(self, desc: str, total: int, state: dict, rng: torch.Generator | None = None, *,
                  resumer=None, eval_every: int = 0, score: Callable[[], dict] | None = None,
-                 snapshot: Callable[[], dict] | None = None):
+                 snapshot: Callable[[], dict] | None = None, save_every: int = 0):
         if total < 1:
             raise ValueError(f"{desc}: the number of iterations must be >= 1, got {total}")
         self.desc, self.total, self.state, self.rng = desc, int(total), state, rng
         self.resumer, self.eval_every, self.score, self.snapshot = resumer, int(eval_every), score, snapshot
+        self.save_every = int(save_every)
         self.curve: list[dict] = []
         self.snapshots: list[dict] = []
         self._agg: dict[str, tuple[float, int]] = {}
@@ -88,7 +90,7 @@ class Loop:
             if (self.eval_every and it % self.eval_every == 0) or it == self.total:
                 self._point(it, t0)
             if self.resumer is not None:
-                self.resumer.tick(it, self.state_dict)
+                self.resumer.tick(it, self.state_dict, self.save_every or None)
         return LoopResult(self.curve, self.snapshots, start)
 
 

@@ -1,6 +1,7 @@
 # Every compression method's stages, as declared by the method (vem.methods; `python -m vem methods`):
-# method_stage runs the shared and intermediate stages, compress the last stage (the student, with the
-# MI add-on), evaluate_run scores the student on the test split.
+# method_stage runs the shared and intermediate stages, compress the last stage (the student; the MI
+# add-on enters at the method's add-on stage, the last one unless it declares another), evaluate_run
+# scores the student on the test split.
 
 
 rule method_stage:
@@ -18,7 +19,7 @@ rule method_stage:
     threads: 1
     params:
         args=lambda w: PLAN.stage_args(w.task, w.method, w.stage, w.variant),
-        overrides=OVERRIDES,
+        overrides=lambda w: PLAN.variant_overrides_json(w.method, w.variant),
         every=config["checkpoint_every"],
     message:
         "{wildcards.method} stage {wildcards.stage} on {wildcards.task} ({wildcards.variant})"
@@ -47,19 +48,16 @@ rule compress:
     threads: 1
     params:
         args=lambda w: PLAN.stage_args(w.task, w.method, final_stage(w), run_variant(w)),
-        lam=lambda w: "" if w.addon == "none" else f"--lambda-mi {w.lam}",
         overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms, w.addon),
         every=config["checkpoint_every"],
-        snapshots=(
-            "--keep-snapshots"
-            if config["checkpoint_selection"] == "best_on_test"
-            else ""
+        snapshots=lambda w: (
+            "--keep-snapshots" if PLAN.selection(w.method) == "best_on_test" else ""
         ),
     message:
         "Compress {wildcards.task} with {wildcards.method} + {wildcards.addon} (lambda {wildcards.lam}{wildcards.arms}), seed {wildcards.seed}"
     shell:
         "python -m vem stage --task {wildcards.task} --method {wildcards.method} {params.args} "
-        "--addon {wildcards.addon} {params.lam} --data {input.data} --evalnet {input.evalnet} --threads {threads} "
+        "--data {input.data} --evalnet {input.evalnet} --threads {threads} "
         "--overrides '{params.overrides}' --checkpoint-every {params.every} {params.snapshots} "
         "--out {output.student} --table {output.curve} > {log} 2>&1"
 
@@ -84,7 +82,7 @@ rule evaluate_run:
     threads: 1
     params:
         stats=real_stats_arg,
-        selection=config["checkpoint_selection"],
+        selection=lambda w: PLAN.selection(w.method),
         overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms, w.addon),
         arms=lambda w: f"--arms {w.arms}" if w.arms else "",
     message:
