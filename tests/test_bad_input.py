@@ -87,7 +87,7 @@ CASES = {
     "unknown stage": (lambda a, b, o: compress(a, o, "--stage", "prune"), ["no stage 'prune'"]),
     "add-on on a shared stage": (lambda a, b, o: compress(a, o, "--stage", "teachers", "--set",
                                                           "omgd.share_teachers=true"),
-                                 ["does not train the student", "--addon"]),
+                                 ["runs per seed", "--addon", "run-scoped"]),
     "missing stage input": (lambda a, b, o: [x for x in compress(a, o) if x not in
                                              ("--input", f"perceptual={a / 'perceptual.pt'}")],
                             ["needs --input", "perceptual"]),
