@@ -95,7 +95,9 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
         vals = g["value"].to_numpy(float)
         row = dict(zip(keys, k))
         row.update(metric=g["metric"].iloc[0], higher_is_better=bool(g["higher_is_better"].iloc[0]),
-                   macs=float(g["macs"].iloc[0]), params=int(g["params"].iloc[0]), n=len(vals),
+                   # mean over seeds: a searched student's size differs per seed (GAN-Compression)
+                   macs=float(g["macs"].astype(float).mean()), params=int(round(g["params"].astype(float).mean())),
+                   n=len(vals),
                    mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                    seeds=" ".join(str(s) for s in sorted(g["seed"].tolist())), _values=vals,
                    _by_seed=dict(zip(g["seed"].tolist(), vals.tolist())),
@@ -284,7 +286,9 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "`verdict`: the paired t-test (Welch's test if < 2 seeds match). "
             "`val_change_last_quarter`: relative change of the held-out val metric over the last quarter of "
             "training, mean over seeds; `last_quarter_share`: that change as a share of the whole curve's range, "
-            "worst seed (near 0 = the curve has flattened; a noisy flat curve stays below ~0.2)."
+            "worst seed (near 0 = the curve has flattened; a noisy flat curve stays below ~0.2; a searched "
+            "student's: its supernet's widest sub-network). MACs, params: mean over seeds (a searched student's "
+            "size differs per seed)."
             + (" Rows `(tuned: trial k)`: the add-on with the hyper-parameters its tuning chose on the val split "
                "(`results/tuning/<method>.md`: every trial, the same budget per add-on); the rows without it keep "
                "the configured (paper-default) values." if s["arms"].ne("").any() else ""), "",
@@ -349,7 +353,9 @@ def _latex(table: int, measured: pd.DataFrame, paper_out: pd.DataFrame, paper_sc
 
 def _curve_changes(curves, metrics) -> dict:
     """metrics path -> (relative change of the val metric over the last quarter of its run's curve,
-    |that change| / (max - min of the whole curve): the share of the curve's range still moving)."""
+    |that change| / (max - min of the whole curve): the share of the curve's range still moving). A run whose
+    student has no curve of its own (GAN-Compression's exported sub-network: one val point) is judged by its
+    supernet's widest sub-network (``val_largest``)."""
     out = {}
     by_dir = {str(Path(c).parent): c for c in curves or ()}
     for m in metrics:
@@ -357,10 +363,14 @@ def _curve_changes(curves, metrics) -> dict:
         if not c:
             continue
         df = pd.read_csv(c)
+        col = "val"
+        if df["val"].notna().sum() < 2 and "val_largest" in df:   # a searched student: its supernet's curve
+            col = "val_largest"
+        df = df.dropna(subset=[col]).drop_duplicates("iter", keep="last")
         if len(df) < 2:
             continue
         it = df["iter"].to_numpy()
-        v = df["val"].to_numpy(float)
+        v = df[col].to_numpy(float)
         ref = v[np.searchsorted(it, it[-1] * 0.75, side="left")]
         span = float(v.max() - v.min())
         out[str(m)] = (float((v[-1] - ref) / abs(ref)) if ref else float("nan"),
