@@ -171,6 +171,22 @@ def test_stage_declarations_are_checked():
             _Toy.make(stages).checked_stages({})
 
 
+def test_the_addon_stage_is_the_last_unless_one_declares_it():
+    from vem.methods import Stage
+
+    assert _Toy.make((Stage("teacher", "task"), Stage("distill", "run"))).addon_stage({}).name == "distill"
+    gc = _Toy.make((Stage("supernet", "run", addon=True), Stage("search", "run", ("supernet",)),
+                    Stage("export", "run", ("supernet", "search"))))
+    assert gc.addon_stage({}).name == "supernet" and gc.final({}).name == "export"
+    bad = {
+        "only one stage trains with the add-on": (Stage("a", "run", addon=True), Stage("b", "run", addon=True)),
+        "it must have scope 'run'": (Stage("a", "seed", addon=True), Stage("b", "run")),
+    }
+    for msg, stages in bad.items():
+        with pytest.raises(ValueError, match=msg):
+            _Toy.make(stages).checked_stages({})
+
+
 def test_registry_and_omgd_declaration():
     from vem.config import resolve
     from vem.methods import get_method, method_ids

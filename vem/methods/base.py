@@ -95,8 +95,8 @@ class Method:
                              f"{[stages[i].name for i in flagged]}")
         for st in stages[flagged[0]:] if flagged else ():
             if st.scope != "run":
-                raise ValueError(f"method {self.id}: stage {st.name!r} runs per {st.scope}, but it follows the "
-                                 "add-on stage (which runs per run): it must have scope 'run'")
+                raise ValueError(f"method {self.id}: stage {st.name!r} runs per {st.scope}; the add-on stage and every "
+                                 "later stage train or use one run's student: it must have scope 'run'")
         seen: dict[str, Stage] = {}
         for st in stages:
             if st.name in seen:
