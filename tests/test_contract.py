@@ -249,5 +249,6 @@ def test_methods_command_lists_the_stages():
     res = subprocess.run([sys.executable, "-m", "vem", "methods"], capture_output=True, text=True, env=run_env(),
                          cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert re.search(r"fmnist_edges2shoes\s+teachers \[seed\] -> distill \[run\]", res.stdout)
-    assert re.search(r"horse2zebra\s+teacher \[task\] -> distill \[run\]", res.stdout)
+    assert re.search(r"fmnist_edges2shoes\s+teachers \[seed\] -> distill \[run, add-on\]", res.stdout)
+    assert re.search(r"horse2zebra\s+teacher \[task\] -> distill \[run, add-on\]", res.stdout)
+    assert re.search(r"horse2zebra\s+supernet \[run, add-on\] -> search \[run\] -> export \[run\]", res.stdout)

@@ -288,7 +288,9 @@ def cmd_methods(args):
         for task, spec in TASKS.items():
             if spec.kind in method_kinds(mid, spec.scale):
                 cfg = resolve(task, method=mid)
-                stages = " -> ".join(f"{s.name} [{s.scope}]" for s in m.checked_stages(cfg))
+                addon = m.addon_stage(cfg)
+                stages = " -> ".join(f"{s.name} [{s.scope}{', add-on' if s == addon else ''}]"
+                                     for s in m.checked_stages(cfg))
                 print(f"  {task:22s} {stages}")
 
 
