@@ -29,7 +29,7 @@ include: "workflow/rules/paper_data.smk"
 rule all:
     default_target: True
     input:
-        expand("results/table{n}.csv", n=config.get("tables", [1, 2, 4, 5])),
+        expand("results/table{n}.csv", n=config.get("tables", [1, 2, 3, 4, 5])),
         PLAN.figures(),
         ["results/control.csv"] if PLAN.control_metrics() else [],
         [f"results/tuning/{m}.csv" for m in PLAN.tuning_methods()],

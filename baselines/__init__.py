@@ -6,8 +6,10 @@ its folder (declaration in ``__init__.py``, training code, ``config.yaml``) and 
 
 from .cat import CAT
 from .gan_compression import GANCompression
+from .gcc import GCC
 from .omgd import OMGD
+from .slimming import Slimming
 
-METHODS = {"omgd": OMGD, "cat": CAT, "gan_compression": GANCompression}
+METHODS = {"omgd": OMGD, "cat": CAT, "gan_compression": GANCompression, "gcc": GCC, "slimming": Slimming}
 
 __all__ = ["METHODS"]

@@ -340,6 +340,8 @@ def cmd_figure(args):
 
     spec = args.spec
     fn = {"figure2": lambda: figures.figure2(spec["panels"], args.out, spec.get("n", 4), spec.get("overrides")),
+          "figure3": lambda: figures.figure2(spec["panels"], args.out, spec.get("n", 4), spec.get("overrides"),
+                                             unconditional=True),
           "curves": lambda: figures.curves(spec["task"], spec["metric"], spec["cells"], args.out),
           "vem_diagnostics": lambda: figures.vem_diagnostics(spec["rows"], args.out),
           "addon_effects": lambda: figures.addon_effects(spec["table"], args.out)}[args.kind]
@@ -570,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
 
     sp = add("tables", cmd_tables, "render a paper table from metrics files")
-    sp.add_argument("--table", type=int, required=True, choices=[1, 2, 4, 5])
+    sp.add_argument("--table", type=int, required=True, choices=[1, 2, 3, 4, 5])
     sp.add_argument("--metrics", nargs="+", required=True)
     sp.add_argument("--quality", nargs="*", default=[])
     sp.add_argument("--curves", nargs="*", default=[])
@@ -599,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("figure", cmd_figure, "render a figure from run outputs (PNG + PDF): the Figure 2 analogue, val "
                                    "curves, VEM diagnostics, the add-on forest plot")
-    sp.add_argument("--kind", required=True, choices=["figure2", "curves", "vem_diagnostics", "addon_effects"])
+    sp.add_argument("--kind", required=True,
+                    choices=["figure2", "figure3", "curves", "vem_diagnostics", "addon_effects"])
     sp.add_argument("--spec", type=_json_object, required=True, help="JSON: what to draw (the workflow writes it)")
     sp.add_argument("--out", required=True, help="the .png (a .pdf twin is written beside it)")
 

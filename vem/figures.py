@@ -59,21 +59,25 @@ def _zip_images(path, n: int) -> list[np.ndarray]:
 
 
 def input_images(task: str, data_path, n: int, overrides: dict | None = None) -> list[np.ndarray]:
-    """The first ``n`` test inputs of a task as displayable uint8 images (label maps coloured)."""
+    """The first ``n`` test inputs of a task as displayable uint8 images (label maps coloured; an unconditional
+    task's real test images, its inputs being latents)."""
     from .config import resolve
     from .data.taskdata import open_task_data
 
     data = open_task_data(data_path, task, resolve(task, overrides or {}))
-    x = data.tensor("test", "A")[np.arange(min(n, data.n("test", "A")))]
+    side = "B" if data.spec.kind == "unconditional" else "A"
+    x = data.tensor("test", side)[np.arange(min(n, data.n("test", "A")))]
     if x.shape[1] > 3:       # one-hot label maps: colour the class ids
         return [LABEL_COLOURS[ids % len(LABEL_COLOURS)] for ids in x.argmax(1).numpy()]
     u8 = ((x.clamp(-1, 1) + 1) * 127.5).round().byte()
     return [im[0].numpy() if im.shape[0] == 1 else im.permute(1, 2, 0).numpy() for im in u8]
 
 
-def figure2(panels: list[dict], out, n: int = 4, overrides: dict | None = None) -> list[str]:
+def figure2(panels: list[dict], out, n: int = 4, overrides: dict | None = None,
+            unconditional: bool = False) -> list[str]:
     """``panels``: per task ``{"task", "data", "columns": [[label, images.zip], ...]}``; one row per test input
-    (``n`` per task), the input first, then each column's image of the same input."""
+    (``n`` per task), the input first, then each column's image of the same input. ``unconditional``: the
+    Figure 3 analogue (the first column real test images, the others the same test latents z)."""
     plt = _plt()
     n_cols = 1 + max(len(p["columns"]) for p in panels)
     n_rows = sum(n for _ in panels)
@@ -82,7 +86,7 @@ def figure2(panels: list[dict], out, n: int = 4, overrides: dict | None = None) 
     row = 0
     for p in panels:
         ims = [input_images(p["task"], p["data"], n, overrides)] + [_zip_images(z, n) for _, z in p["columns"]]
-        labels = ["input"] + [lab for lab, _ in p["columns"]]
+        labels = ["real (test)" if unconditional else "input"] + [lab for lab, _ in p["columns"]]
         for i in range(n):
             for j in range(n_cols):
                 ax = axes[row + i, j]
@@ -97,8 +101,11 @@ def figure2(panels: list[dict], out, n: int = 4, overrides: dict | None = None) 
                     ax.set_title(labels[j], fontsize=7)
             axes[row + i, 0].set_ylabel(p["task"] if i == 0 else "", fontsize=6)
         row += n
-    fig.suptitle("Figure 2 analogue: the same test inputs through the Original and each method "
-                 "(seed of the first run; mini scale, not the paper's images)", fontsize=8)
+    fig.suptitle("Figure 3 analogue: real images, then the same latents z through the Original and each method"
+                 if unconditional else "Figure 2 analogue: the same test inputs through the Original and each method",
+                 fontsize=8)
+    fig.text(0.5, 0.0, "seed of the first run; at mini scale these are not the paper's images", ha="center",
+             fontsize=6)
     return _save(fig, out)
 
 

@@ -31,7 +31,7 @@ ARMS = {"nodistill": "the method's own distillation terms switched off (its dist
         "t<k>": "the add-on's tuning trial k (tuning.space; vem.tuning), e.g. +t3"}
 ARMS_RE = r"(\+(nodistill|frozen|" + TRIAL_ARM.pattern + r"))*"
 VARIANT = r"shared(/seed\d+)?|(" + "|".join(ADDON_IDS) + r")_lam[0-9.]+" + ARMS_RE + r"/seed\d+"
-TABLE_KINDS = {1: "paired", 2: "unpaired"}
+TABLE_KINDS = {1: "paired", 2: "unpaired", 3: "unconditional"}
 
 
 def lam_str(x) -> str:
@@ -109,6 +109,12 @@ class Plan:
     # ---- configuration -------------------------------------------------------------------------------
     def method_tasks(self, method: str) -> list[str]:
         return self.methods[method]
+
+    def method_addons(self, method: str, among=None) -> list[str]:
+        """The configured add-ons a method runs with (``among`` restricts them): all of them, or only 'none'
+        for a method that is not combined with the add-ons (``Method.combines_addons``: Slimming)."""
+        addons = [a for a in self.config["addons"] if among is None or a in among]
+        return addons if get_method(method).combines_addons else [a for a in addons if a == "none"]
 
     def stages(self, task: str, method: str):
         if (task, method) not in self.mcfg:
@@ -241,12 +247,12 @@ class Plan:
         """Every metrics.json a table needs (its rows x seeds)."""
         out = []
         for task in self.table_tasks(n):
-            if n in (1, 2):
+            if n in (1, 2, 3):
                 out.append(self.original_metrics(task))
             for method, tasks in self.methods.items():
                 if task not in tasks:
                     continue
-                for addon in [a for a in self.config["addons"] if n != 5 or a in ("none", "vem")]:
+                for addon in self.method_addons(method, ("none", "vem") if n in (3, 5) else None):
                     lams = [self.default_lambda(task)]
                     if n == 5 and addon == "vem":
                         lams = self.config["lambda_mi_sweep"] or lams
@@ -277,7 +283,7 @@ class Plan:
         """Every metrics.json of the dose-response: per task, each method there alone and with every add-on
         at every lambda (dose_response: tasks, lambdas, addons, seeds; methods, default every configured one)."""
         dr = self.config["dose_response"]
-        methods = dr.get("methods") or list(self.methods)
+        methods = dr.get("methods") or [m for m in self.methods if get_method(m).combines_addons]
         out = []
         for task in dr["tasks"]:
             for method, tasks in self.methods.items():
@@ -435,25 +441,31 @@ class Plan:
         for method, tasks in self.methods.items():
             if task not in tasks:
                 continue
-            for addon in (a for a in self.config["addons"] if a in addons):
+            for addon in self.method_addons(method, addons):
                 dirs = [self.run_dir(task, method, addon, self.default_lambda(task), s) for s in self.config["seeds"]]
                 out.append((method, addon, dirs))
         return out
 
     def figures(self) -> list[str]:
         """The figures `rule all` renders (PNG; a PDF twin beside each)."""
-        out = ["results/figures/figure2.png", *(f"results/figures/curves_{t}.png" for t in self.tasks)]
+        out = [f"results/figures/{f}.png" for f in ("figure2", "figure3") if self._figure_tasks(f)]
+        out += [f"results/figures/curves_{t}.png" for t in self.tasks]
         if "vem" in self.config["addons"]:
             out.append("results/figures/vem_diagnostics.png")
         if len(self.config["addons"]) > 1:
             out.append("results/figures/addon_effects.png")
         return out
 
+    def _figure_tasks(self, name: str) -> list[str]:
+        """Figure 2 shows the image-to-image tasks, Figure 3 the unconditional ones."""
+        uncond = name == "figure3"
+        return [t for t in self.tasks if (get_task(t).kind == "unconditional") == uncond]
+
     def figure_spec(self, name: str) -> dict:
         """What a figure draws (``python -m vem figure --spec``): paths and labels."""
-        if name == "figure2":
+        if name in ("figure2", "figure3"):
             panels = []
-            for task in self.tasks:
+            for task in self._figure_tasks(name):
                 cols = [["Original", f"results/teachers/{task}/original/images.zip"]]
                 cols += [[label(m, a), os.path.join(dirs[0], "images.zip")]
                          for m, a, dirs in self._default_runs(task, ("none", "vem"))]
@@ -475,7 +487,7 @@ class Plan:
 
     def figure_inputs(self, name: str) -> list[str]:
         spec = self.figure_spec(name)
-        if name == "figure2":
+        if name in ("figure2", "figure3"):
             return [p["data"] for p in spec["panels"]] + [z for p in spec["panels"] for _, z in p["columns"]]
         if name.startswith("curves_"):
             return [c for cell in spec["cells"] for c in cell["curves"]]

@@ -57,6 +57,9 @@ TEACHER = section({
     "gan_mode": choice("lsgan", "hinge", "vanilla"), "lambda_rec": NONNEG, "lambda_idt": NONNEG,
     "ndf": integer(1), "n_layers_d": integer(1), "norm_d": choice(*NORMS), "pool_size": integer(0),
     "snapshot_every": integer(1),
+    # SAGAN (unconditional tasks): D learning rate (TTUR), Adam betas, GCC's BN-scale L1 (sparsity pre-training)
+    "lr_d": POSITIVE, "beta1": number(minimum=0, exclusive_maximum=1), "beta2": number(minimum=0, exclusive_maximum=1),
+    "bn_l1": NONNEG,
 }, required=False)
 
 

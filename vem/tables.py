@@ -27,6 +27,7 @@ from .utils import atomic_write_text
 TITLES = {
     1: "Table 1: pix2pix (U-Net) compression on the paired tasks",
     2: "Table 2: CycleGAN (ResNet) compression on the unpaired tasks",
+    3: "Table 3: unconditional GAN compression (SAGAN: Original, Slimming, GCC, GCC + VEM)",
     4: "Table 4: mutual-information add-ons (none / VID / CRD / VEM) per method and task",
     5: "Table 5: sensitivity to lambda_MI (labels -> scene task)",
 }
@@ -43,6 +44,15 @@ def _fmt_count(x: float, unit: str = "") -> str:
     return f"{x:.0f}{unit}"
 
 
+def _paper_convention(cost: dict) -> dict:
+    """The MACs in the original code's own counting convention (``macs_<method>`` beside the harness's count:
+    ``macs_gcc``, ``macs_cat``, ``macs_gan_compression``), NaN where there is none."""
+    keys = sorted(k for k in cost if k.startswith("macs_") and k != "macs_harness")
+    if not keys:
+        return {"macs_paper": math.nan, "macs_paper_key": ""}
+    return {"macs_paper": float(cost[keys[0]]), "macs_paper_key": keys[0].removeprefix("macs_")}
+
+
 def load_metrics(paths) -> pd.DataFrame:
     rows = []
     for p in paths:
@@ -54,6 +64,7 @@ def load_metrics(paths) -> pd.DataFrame:
             "metric": m["metric"]["name"], "value": m["metric"]["value"],
             "higher_is_better": m["metric"]["higher_is_better"], "macs": m["cost"]["macs"],
             "params": m["cost"]["params"], "protocol": m["protocol"].get("checkpoint_selection", ""),
+            **_paper_convention(m["cost"]),
             "path": str(p), **{f"probe_{k}": m.get("gradient_probe", {}).get(k, math.nan) for k in PROBE_KEYS},
         })
     df = pd.DataFrame(rows)
@@ -97,6 +108,7 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
         row.update(metric=g["metric"].iloc[0], higher_is_better=bool(g["higher_is_better"].iloc[0]),
                    # mean over seeds: a searched student's size differs per seed (GAN-Compression)
                    macs=float(g["macs"].astype(float).mean()), params=int(round(g["params"].astype(float).mean())),
+                   macs_paper=float(g["macs_paper"].astype(float).mean()), macs_paper_key=g["macs_paper_key"].iloc[0],
                    n=len(vals),
                    mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                    seeds=" ".join(str(s) for s in sorted(g["seed"].tolist())), _values=vals,
@@ -175,6 +187,8 @@ def select(s: pd.DataFrame, table: int, sweep_task: str | None = None) -> pd.Dat
         keep = s["paper_task"].isin(["edges2shoes", "cityscapes"]) & s["addon"].isin(["none", "vid", "vem"])
     elif table == 2:
         keep = s["paper_task"].isin(["horse2zebra", "summer2winter"]) & s["addon"].isin(["none", "vem"])
+    elif table == 3:
+        keep = s["paper_task"].isin(["celeba", "ffhq"]) & s["addon"].isin(["none", "vem"])
     elif table == 4:
         keep = s["method"] != "original"
     elif table == 5:
@@ -236,6 +250,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "method": _row_label(r),
             "lambda_mi": "" if r["addon"] == "none" else r["lambda_mi"],
             "MACs": _fmt_count(r["macs"]), "params": _fmt_count(r["params"]), "metric": metric_note,
+            "MACs_original_code": (f"{_fmt_count(r['macs_paper'])} ({r['macs_paper_key']})"
+                                   if np.isfinite(r["macs_paper"]) else ""),
             "mean": r["mean"], "std": r["std"], "n": r["n"], "value": _display(r),
             **{c: r[c] for c in CMP_COLUMNS}, "effect": _effect_text(r), "mde": _mde_text(r),
             "verdict": r["verdict"],
@@ -273,6 +289,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
     md = out.with_suffix(".md")
     cols = ["task", "stands_for", "method", "lambda_mi", "MACs", "params", "metric", "value", "effect", "mde",
             "verdict", "val_change_last_quarter", "last_quarter_share"]
+    if measured["MACs_original_code"].astype(str).ne("").any():
+        cols.insert(cols.index("MACs") + 1, "MACs_original_code")
     if paper_scale:
         cols[cols.index("verdict"):cols.index("verdict")] = ["paper_value", "delta_vs_paper"]
     if table != 5:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tasks import TaskSpec, get_task, to_tensor
+from .tasks import TaskSpec, get_task, latents, to_tensor
 
 
 class TaskData:
@@ -29,7 +29,8 @@ class TaskData:
                 self.raw = {k: z[k] for k in z.files}
         except Exception as e:  # noqa: BLE001
             raise ValueError(f"prepared data {path} is unreadable: {type(e).__name__}: {e}") from None
-        need = [f"{s}_{side}" for s in ("train", "val", "test") for side in "AB"]
+        sides = "B" if self.spec.kind == "unconditional" else "AB"
+        need = [f"{s}_{side}" for s in ("train", "val", "test") for side in sides]
         missing = [k for k in need if k not in self.raw]
         if missing:
             raise ValueError(f"prepared data {path} lacks arrays {missing}")
@@ -38,10 +39,15 @@ class TaskData:
     def tensor(self, split: str, side: str):
         key = f"{split}_{side}"
         if key not in self._cache:
-            self._cache[key] = to_tensor(self.raw[key], self.spec, side)
+            if self.spec.kind == "unconditional" and side == "A":
+                self._cache[key] = latents(self.spec.in_channels, split, self.n(split, "B"))
+            else:
+                self._cache[key] = to_tensor(self.raw[key], self.spec, side)
         return self._cache[key]
 
     def n(self, split: str, side: str = "A") -> int:
+        if self.spec.kind == "unconditional":
+            side = "B"   # one latent per real image of the split
         return len(self.raw[f"{split}_{side}"])
 
     def batch_indices(self, gen, batch: int, split="train", side="A"):

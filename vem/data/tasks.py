@@ -11,7 +11,15 @@ fmnist_scenes                     Cityscapes          label map (6 classes) -> s
                                                       16x16; paired; mIoU of a segmenter trained on real scenes
 fmnist_sneaker2boot               Horse -> Zebra      sneaker -> ankle boot, unpaired; FD vs real boots
 fmnist_pullover2coat              Summer -> Winter    pullover -> coat, unpaired; FD vs real coats
+fmnist_uncond                     CelebA (SAGAN)      unconditional: z ~ N(0, I) (128-d) -> any Fashion-MNIST
+                                                      item; FD vs all real test images
 ================================  ==================  =========================================================
+
+Unconditional tasks (kind ``unconditional``): the generator's input is a latent z of ``in_channels`` (z_dim)
+x 1 x 1. The A side of a split is a fixed pool of latents, one per real image of the split, drawn from a
+seeded stream per split (:func:`latents`): training draws batch indices into the train pool from the run's
+seeded batch generator (so a run resumes exactly, and CRD has a per-sample index); every model is scored on
+the same test latents (Figure 3's "same z"). The B side holds the real images.
 
 Splits: train/test follow Fashion-MNIST's own split. A fixed part of *train* is held out as ``val``
 (checkpoint selection, learning curves, tuning); nothing from test reaches training.
@@ -33,10 +41,10 @@ class TaskSpec:
     id: str
     scale: str            # "mini" or "paper": numbers of different scales never share a table block
     paper_task: str       # the paper task this one stands for
-    kind: str             # "paired" (pix2pix) or "unpaired" (CycleGAN)
+    kind: str             # "paired" (pix2pix), "unpaired" (CycleGAN) or "unconditional" (z -> image)
     metric: str           # "fd" (lower is better) or "miou" (higher is better)
     backend: str          # the metric backend scoring it (vem.eval.backends): fd_fmnist, miou_segmenter, ...
-    in_channels: int
+    in_channels: int      # the input's channels; an unconditional task's latent size z_dim
     out_channels: int
     size: int
     description: str
@@ -44,6 +52,11 @@ class TaskSpec:
     @property
     def higher_is_better(self) -> bool:
         return self.metric == "miou"
+
+    @property
+    def input_size(self) -> int:
+        """The spatial size of the generator's input: 1 for a latent z (z_dim x 1 x 1), else ``size``."""
+        return 1 if self.kind == "unconditional" else self.size
 
 
 TASKS: dict[str, TaskSpec] = {t.id: t for t in [
@@ -55,17 +68,31 @@ TASKS: dict[str, TaskSpec] = {t.id: t for t in [
              "sneaker -> ankle boot (unpaired)"),
     TaskSpec("fmnist_pullover2coat", "mini", "summer2winter", "unpaired", "fd", "fd_fmnist", 1, 1, 32,
              "pullover -> coat (unpaired)"),
+    TaskSpec("fmnist_uncond", "mini", "celeba", "unconditional", "fd", "fd_fmnist", 128, 1, 32,
+             "z ~ N(0, I) -> a Fashion-MNIST item (unconditional, all classes)"),
     TaskSpec("edges2shoes", "paper", "edges2shoes", "paired", "fd", "fid_inception", 3, 3, 256, "edges2shoes-r, AtoB"),
     TaskSpec("cityscapes", "paper", "cityscapes", "paired", "miou", "miou_drn", 3, 3, 256,
              "Cityscapes labels -> photo (BtoA)"),
     TaskSpec("horse2zebra", "paper", "horse2zebra", "unpaired", "fd", "fid_inception", 3, 3, 256, "horse -> zebra"),
     TaskSpec("summer2winter", "paper", "summer2winter", "unpaired", "fd", "fid_inception", 3, 3, 256,
              "summer2winter_yosemite, summer -> winter"),
+    TaskSpec("celeba", "paper", "celeba", "unconditional", "fd", "fid_inception", 128, 3, 64,
+             "CelebA faces 64x64 (CenterCrop 160 -> Resize 64), unconditional SAGAN"),
 ]}
 
 MINI_TASKS = [t for t, s in TASKS.items() if s.scale == "mini"]
 
 VAL_FRACTION = 1 / 12
+LATENT_SEEDS = {"train": 101, "val": 102, "test": 103}   # the fixed latent pools of unconditional tasks
+
+
+def latents(z_dim: int, split: str, n: int):
+    """The latent pool of a split of an unconditional task: ``n`` x z_dim x 1 x 1 draws of N(0, I) from the
+    split's fixed seed (the same for every model, every run and both scales)."""
+    import torch
+
+    g = torch.Generator().manual_seed(LATENT_SEEDS[split])
+    return torch.randn(n, z_dim, 1, 1, generator=g)
 
 
 def get_task(task_id: str) -> TaskSpec:
@@ -125,7 +152,8 @@ def compose_scenes(items: np.ndarray, labels: np.ndarray, n: int, rng: np.random
 
 
 def build_task(task_id: str, fm: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
-    """Arrays ``{train,val,test}_{A,B}`` (uint8, N x 32 x 32). For ``fmnist_scenes`` A holds class ids."""
+    """Arrays ``{train,val,test}_{A,B}`` (uint8, N x 32 x 32). For ``fmnist_scenes`` A holds class ids; an
+    unconditional task has B arrays only (its A side is the latent pools, :func:`latents`)."""
     spec = get_task(task_id)
     if spec.scale != "mini":
         raise ValueError(f"task {task_id!r} is a paper-scale task; its data come from the paper preset's rules")
@@ -139,6 +167,10 @@ def build_task(task_id: str, fm: dict[str, np.ndarray], seed: int = 0) -> dict[s
         tr_idx, val_idx = _split_val(len(b_tr), rng)
         for split, b in (("train", b_tr[tr_idx]), ("val", b_tr[val_idx]), ("test", b_te)):
             out[f"{split}_A"], out[f"{split}_B"] = canny_edges(b), b
+    elif task_id == "fmnist_uncond":
+        x = _pad32(tr_x)
+        tr_idx, val_idx = _split_val(len(x), rng)
+        out["train_B"], out["val_B"], out["test_B"] = x[tr_idx], x[val_idx], _pad32(te_x)
     elif task_id == "fmnist_scenes":
         tr_idx, val_idx = _split_val(len(tr_x), rng)
         n = {"train": 12000, "val": 1000, "test": 2000}

@@ -13,7 +13,8 @@ backend             scale  metric
 ==================  =====  =========================================================================
 
 The reference of the *test* split comes from the workflow (``real_stats`` rule: paired tasks -> real test
-B; unpaired -> real train + val + test B, the anchors' protocol); the *val* reference is computed from the
+B; unpaired -> real train + val + test B, the anchors' protocol; unconditional -> the real test
+images); the *val* reference is computed from the
 real held-out val B images the same way. Networks are loaded from files only (nothing downloads).
 """
 
@@ -64,7 +65,7 @@ class _Frechet(Backend):
     def real_sides(self, split: str) -> list[tuple[str, str]]:
         if split != "test":
             return [(split, "B")]
-        if self.spec.kind == "paired":
+        if self.spec.kind != "unpaired":   # paired: the test targets; unconditional: the real test images
             return [("test", "B")]
         return [("train", "B"), ("val", "B"), ("test", "B")]
 

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..metrics.cost import profile
+from ..metrics.cost import PAPER_COUNTERS, profile
 from ..models import load_generator
 from ..utils import default_device
 from .backends import make_backend
@@ -58,9 +58,12 @@ def evaluate(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_pat
     spec = data.spec
     protocol = {"eval_split": "test", "n_images": data.n("test", "A"),
                 "quantisation": "uint8 PNG before features ((x + 1) / 2 * 255 truncated, as tensor2im)", **proto}
-    cost = profile(G, spec.in_channels, spec.size)
+    cost = profile(G, spec.in_channels, spec.input_size)
     # a method's own MAC convention (macs_cat, macs_gan_compression in its student checkpoint) beside ours
     cost.update({k: int(v) for k, v in ck.items() if k.startswith("macs_") and k != "macs_harness"})
+    if ck["generator"]["backbone"] in PAPER_COUNTERS:      # e.g. the Original SAGAN in GCC's convention
+        key, counter = PAPER_COUNTERS[ck["generator"]["backbone"]]
+        cost.setdefault(key, counter(G, spec.in_channels, spec.input_size))
     return {"metric": {"name": backend.name, "value": float(value), "higher_is_better": backend.higher_is_better},
             "cost": cost, "protocol": protocol, "eval_seconds": time.time() - t0}
 

@@ -69,6 +69,9 @@ class Method:
     # the last stage keeps the student at every curve point on request (checkpoint_selection best_on_test);
     # False for a method whose student is not a training trajectory (a searched, exported sub-network)
     keeps_snapshots: ClassVar[bool] = True
+    # combined with the MI add-ons (Table 4, dose-response, control, tuning); False: runs without one only
+    # (a baseline row such as Slimming)
+    combines_addons: ClassVar[bool] = True
 
     def stages(self, cfg: dict) -> tuple[Stage, ...]:
         """The stages for a resolved configuration (``cfg["kind"]``, ``cfg[<id>]``), in order."""

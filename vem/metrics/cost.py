@@ -11,6 +11,14 @@ plus the output elements of every instance norm *without* affine parameters (tod
 those as 0). GAN-Compression's published sub-network counts are in it: ``16_16_24_16_32_64_16_24`` (Fast,
 horse2zebra) 2,640,576,512 = "2.64 G" (today's count: 2.618 G), ``16_16_32_16_32_32_16_16`` 2,546,204,672 =
 the "2.55 G" of its README and of the paper's Table 4, ``mobile_resnet_9blocks`` ngf 16 1.421 G.
+
+``count_macs_thop_legacy`` is GCC's convention (``thop.profile`` as of 2021, thop <= 0.0.31): forward hooks
+on leaf modules; a convolution or transposed convolution counts output elements x (C_in/groups x k^2 + 1 if
+it has a bias), an eval-mode BatchNorm 2 x its elements, linear layers in x out features per row; ReLU /
+LeakyReLU / tanh / softmax and every functional operation (the attention's bmm) count 0. GCC's own
+SpectralNorm wrapper calls the wrapped conv's ``forward`` directly, which bypasses the hooks: a spectrally
+normalised conv counts **0**. That is how GCC's SAGAN prints 23.45 M for ngf 64 (23,449,600: the last
+transposed conv, the six 1x1 attention convs and the four BNs); the true work is ~20x more.
 """
 
 from __future__ import annotations
@@ -74,6 +82,45 @@ def non_affine_norm_elements(model: nn.Module, in_channels: int, size: int) -> i
 def count_macs_v001(model: nn.Module, in_channels: int, size: int) -> int:
     """torchprofile 0.0.1's count (GAN-Compression's published numbers): today's + non-affine norm outputs."""
     return int(count_macs(model, in_channels, size)) + non_affine_norm_elements(model, in_channels, size)
+
+
+def _spectrally_normalised(m: nn.Module) -> bool:
+    p = getattr(m, "parametrizations", None)
+    return p is not None and "weight" in p
+
+
+def count_macs_thop_legacy(model: nn.Module, in_channels: int, size: int) -> int:
+    """GCC's MACs (thop <= 0.0.31 rules, spectrally normalised convs uncounted) for a 1 x C x size x size input."""
+    total = 0
+
+    def hook(m, inputs, out):
+        nonlocal total
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            if not _spectrally_normalised(m):
+                per = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] + (m.bias is not None)
+                total += out.numel() * per
+        elif isinstance(m, nn.BatchNorm2d):
+            total += 2 * out.numel()
+        elif isinstance(m, nn.Linear):
+            total += m.in_features * out.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            dev = next(model.parameters()).device
+            model(torch.zeros(1, in_channels, size, size, device=dev))
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    return int(total)
+
+
+# the counting convention of the code that published a backbone's numbers, beside the harness's count
+# (a method's student checkpoint may carry its own: macs_cat, macs_gan_compression, macs_gcc)
+PAPER_COUNTERS = {"sagan": ("macs_gcc", count_macs_thop_legacy)}
 
 
 def profile(model: nn.Module, in_channels: int, size: int) -> dict:

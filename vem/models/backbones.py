@@ -9,7 +9,7 @@ Paper names: ``unet_256`` = unet(num_downs=8), ``unet_deepest_256`` = unet_deepe
 ``resnet_9blocks`` = resnet(n_blocks=9), ``mobile_resnet_9blocks`` = mobile_resnet(n_blocks=9),
 ``inception_9blocks`` = inception(n_blocks=9) (CAT), ``super_mobile_resnet_9blocks`` /
 ``sub_mobile_resnet_9blocks`` = slimmable_mobile_resnet(n_blocks=9) at the supernet's / a sub-network's
-``channels`` (GAN-Compression).
+``channels`` (GAN-Compression), ``sagan_64`` = sagan(image_size=64) (GCC's SAGAN; input z as z_dim x 1 x 1).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 
 from .generators import ResnetGenerator, UnetGenerator
 from .inception import InceptionGenerator
+from .sagan import SAGANGenerator
 from .slimmable import SlimmableMobileResnet
 
 
@@ -59,8 +60,14 @@ def slimmable_mobile_resnet(in_nc: int = 3, out_nc: int = 3, channels: list = (6
     return SlimmableMobileResnet(in_nc, out_nc, list(channels), n_blocks, dropout)
 
 
+def sagan(in_nc: int = 128, out_nc: int = 3, ngf: int = 64, image_size: int = 64,
+          widths: list | None = None) -> nn.Module:
+    """SAGAN's generator; ``in_nc`` is the latent size z_dim (input z_dim x 1 x 1), ``widths`` a pruned one's."""
+    return SAGANGenerator(in_nc, out_nc, ngf, image_size, widths)
+
+
 BACKBONES = {f.__name__: f for f in (unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet, inception,
-                                     slimmable_mobile_resnet)}
+                                     slimmable_mobile_resnet, sagan)}
 
 PAPER_MODELS = {
     "unet_256": ("unet", {"num_downs": 8}),
@@ -70,6 +77,7 @@ PAPER_MODELS = {
     "mobile_deepest_resnet": ("mobile_deepest_resnet", {"n_blocks": 9}),
     "inception_9blocks": ("inception", {"n_blocks": 9}),
     "super_mobile_resnet_9blocks": ("slimmable_mobile_resnet", {"n_blocks": 9}),
+    "sagan_64": ("sagan", {"image_size": 64}),
 }
 
 
@@ -118,15 +126,17 @@ def load_generator(ck: dict, state_dict=None) -> nn.Module:
 
 
 def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
-    """pix2pix/CycleGAN's ``init_weights`` (also CAT's, OMGD's): conv/linear weights N(0, gain), biases 0;
-    BatchNorm weights N(1, gain), biases 0; other norms keep PyTorch's (1, 0). ``kind='default'``: unchanged."""
+    """pix2pix/CycleGAN's ``init_weights`` (also CAT's, OMGD's, GCC's): conv/linear weights N(0, gain) (a
+    spectrally normalised one: its original weight), biases 0; BatchNorm weights N(1, gain), biases 0; other
+    norms keep PyTorch's (1, 0). ``kind='default'``: unchanged."""
     if kind == "default":
         return net
     if kind != "normal":
         raise ValueError(f"unknown init {kind!r}; choose normal or default")
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, gain)
+            parametrized = getattr(m, "parametrizations", None)
+            nn.init.normal_(parametrized.weight.original if parametrized is not None else m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:

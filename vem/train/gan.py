@@ -4,7 +4,9 @@
 configuration describes (``arch`` + widths, ``init``, the recipe: iterations, batch, lr and its linear
 decay, GAN mode, reconstruction / identity weights, discriminator, image pool, ``snapshot_every``):
 pix2pix (G + conditional PatchGAN, GAN loss + L1 to the ground truth) on paired tasks, CycleGAN (G_A, G_B,
-D_A, D_B, cycle + identity losses, image pools) on unpaired ones. The checkpoint holds the final generator
+D_A, D_B, cycle + identity losses, image pools) on unpaired ones, SAGAN (G(z) + the SAGAN discriminator,
+hinge loss, TTUR: ``lr`` for G, ``lr_d`` for D, Adam betas ``(beta1, beta2)``; optionally GCC's L1 on the
+generator's BN scales, ``bn_l1``) on unconditional ones. The checkpoint holds the final generator
 (A -> B), a snapshot of it with its held-out val metric every ``snapshot_every`` iterations and the
 iteration of the best one (``best_iter``, see :func:`best_snapshot`); with
 ``keep_discriminator`` the snapshots (and the checkpoint) also hold the discriminator that judges its
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 
 from ..losses import gan_loss
 from ..models import NLayerDiscriminator, build, from_config, init_weights
+from ..models.sagan import SAGANDiscriminator
 from ..utils import seed_all
 from .loop import Loop, check_finite, snapshot_weights
 
@@ -85,7 +88,12 @@ def train_teacher(t: dict, data, seed: int, make_scorer, resumer=None, keep_disc
     """``make_scorer()`` builds the val scorer (called where the recipe's RNG order expects it)."""
     seed_all(seed)
     spec = data.spec
-    gen_rec = from_config(t, spec.in_channels, spec.out_channels)
+    gen_rec = from_config(t, spec.in_channels, spec.out_channels, image_size=spec.size)
+    if spec.kind == "unconditional":
+        return train_sagan(t, gen_rec, data, seed, make_scorer, resumer, keep_discriminator, desc)
+    if t.get("bn_l1"):
+        raise ValueError(f"bn_l1 (GCC's sparsity pre-training) applies to SAGAN teachers only, not to {spec.kind} "
+                         "tasks")
     if spec.kind == "paired":
         return _pix2pix(t, gen_rec, data, seed, make_scorer, resumer, keep_discriminator, desc)
     if spec.in_channels != spec.out_channels:
@@ -195,3 +203,55 @@ def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
     loop = Loop(f"CycleGAN {desc} {data.spec.id}", t["iters"], state, gen, resumer=resumer,
                 eval_every=t["snapshot_every"], score=lambda: {"val": scorer(G_A)}, snapshot=snap)
     return _finish(G_A, gen_rec, D_A, d_rec, loop.run(step), keep_d, scorer)
+
+
+def bn_l1_subgradient(G, strength: float) -> None:
+    """GCC's sparsity term (Slimming's): after backward, every generator BN weight's gradient += strength x sign."""
+    for bn in G.bn_layers():
+        if bn.weight.grad is not None:
+            bn.weight.grad.add_(strength * torch.sign(bn.weight.detach()))
+
+
+def sagan_discriminator_record(t: dict, spec) -> dict:
+    return {"in_nc": spec.out_channels, "ndf": t["ndf"], "image_size": spec.size}
+
+
+def train_sagan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
+    """GCC's SAGAN recipe (plain discriminator): per iteration one batch of (real image, its latent), one D
+    step (hinge) then one G step (-D(G(z)), the D just updated); constant learning rates."""
+    spec = data.spec
+    if gen_rec["backbone"] != "sagan":
+        raise ValueError(f"unconditional task {spec.id} trains a SAGAN generator; the teacher section says "
+                         f"arch {gen_rec['backbone']!r}")
+    G = init_weights(build(gen_rec), t["init"])
+    d_rec = sagan_discriminator_record(t, spec)
+    D = init_weights(SAGANDiscriminator(**d_rec), t["init"])
+    betas = (t["beta1"], t["beta2"])
+    opt_g = torch.optim.Adam(G.parameters(), lr=t["lr"], betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=t["lr_d"], betas=betas)
+    za, xb = data.tensor("train", "A"), data.tensor("train", "B")
+    gen = torch.Generator().manual_seed(seed)
+    scorer = make_scorer()
+    mode, l1 = t["gan_mode"], t.get("bn_l1", 0.0)
+
+    def step(it):
+        idx = data.batch_indices(gen, t["batch"], side="B")
+        z, real = za[idx], xb[idx]
+        fake = G(z)
+        loss_d = gan_loss(D(real), True, mode) + gan_loss(D(fake.detach()), False, mode)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = gan_loss(D(fake), True, mode, for_discriminator=False)
+        check_finite(loss_g, "SAGAN generator loss", it)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        if l1:
+            bn_l1_subgradient(G, l1)
+        opt_g.step()
+        return {"d_loss": loss_d.item(), "g_loss": loss_g.item()}
+
+    snap = snapshot_weights(state_dict=G, **({"d_state_dict": D} if keep_d else {}))
+    loop = Loop(f"SAGAN {desc} {spec.id}", t["iters"], {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, gen,
+                resumer=resumer, eval_every=t["snapshot_every"], score=lambda: {"val": scorer(G)}, snapshot=snap)
+    return _finish(G, gen_rec, D, d_rec, loop.run(step), keep_d, scorer)

@@ -31,7 +31,7 @@ def _validate_config():
 
 _validate_config()
 
-config.setdefault("tables", [1, 2, 4, 5])
+config.setdefault("tables", [1, 2, 3, 4, 5])
 config.setdefault("lambda_mi_sweep", [])
 config.setdefault("sweep_task", "fmnist_scenes")
 config.setdefault(

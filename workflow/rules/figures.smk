@@ -18,7 +18,7 @@ rule figure:
     benchmark:
         "results/benchmarks/figure/{name}.tsv"
     wildcard_constraints:
-        name="figure2|vem_diagnostics|addon_effects|curves_[a-z0-9_]+",
+        name="figure2|figure3|vem_diagnostics|addon_effects|curves_[a-z0-9_]+",
     conda:
         "../../envs/vem.yaml"
     params:

@@ -15,7 +15,7 @@ rule render_table:
     benchmark:
         "results/benchmarks/render_table/{n}.tsv"
     wildcard_constraints:
-        n="1|2|4|5",
+        n="1|2|3|4|5",
     conda:
         "../../envs/vem.yaml"
     message:

@@ -1,0 +1,310 @@
+"""SAGAN, GCC and Slimming: the architecture against an independent reference with the same weights, GCC's
+MAC convention (23.45 M), the straight-through gate, the architecture step, the pruning bisection, the
+unconditional task kind and exact resume of the distill stage (with its concurrently trained teacher)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests import sagan_reference as ref
+from tests.conftest import ROOT, fmnist_available, interrupt, run_env, stage_context
+
+TASK = "fmnist_uncond"
+
+
+def _perturb(net, seed=0):
+    """Random weights everywhere (attention gammas too, so attention matters), BN statistics included."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            p.copy_((1.0 if name.endswith("1.weight") and p.dim() == 1 else 0.0)
+                    + 0.3 * torch.randn(p.shape, generator=g))
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return net
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_sagan_generator_equals_gccs_layout_with_the_same_weights(train):
+    from vem.models import build, record
+
+    torch.manual_seed(0)
+    ours = _perturb(build(record("sagan", in_nc=16, out_nc=3, ngf=16, image_size=64)))
+    theirs = ref.Generator(z_dim=16, ngf=16)
+    ours.double()
+    theirs.double()      # in float64 a layout difference cannot hide in rounding
+    ref.load_from(ours, theirs)
+    ours.train(train)
+    theirs.train(train)
+    z = torch.randn(3, 16, 1, 1, dtype=torch.float64)
+    if train:    # both take one power iteration from the same u, and batch statistics
+        torch.testing.assert_close(ours(z), theirs(z), rtol=0, atol=1e-10)
+    else:        # ours: the stored u, v; GCC's wrapper steps in eval mode too - from the u, v one step before ours
+        before = {k: v.clone() for k, v in ours.state_dict().items() if k.endswith(("._u", "._v"))}
+        ours.train()(z)
+        ref.load_from(ours, theirs)
+        with torch.no_grad():
+            for k, v in before.items():
+                getattr(theirs, k.split(".")[0])[0].__getattr__(
+                    "weight_u" if k.endswith("_u") else "weight_v").copy_(v)
+        ours.eval()
+        theirs.eval()
+        torch.testing.assert_close(ours(z), theirs(z), rtol=0, atol=1e-10)
+        torch.testing.assert_close(ours(z), ours(z), rtol=0, atol=0)      # eval leaves the model unchanged
+
+
+def test_sagan_discriminator_equals_gccs_layout_and_its_gate_is_inert_when_open():
+    from vem.models.sagan import SAGANDiscriminator
+
+    torch.manual_seed(0)
+    ours = _perturb(SAGANDiscriminator(3, 8, 64)).double()
+    theirs = ref.Discriminator(ndf=8).double()
+    ref.load_from(ours, theirs)
+    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=1e-10)
+    gated = SAGANDiscriminator(3, 8, 64, gated=True).double()
+    sd = {k: v for k, v in ours.state_dict().items()}
+    missing = gated.load_state_dict(_gated_keys(sd, gated), strict=False)
+    assert not missing.unexpected_keys
+    torch.testing.assert_close(gated.eval()(x), ours.eval()(x), rtol=0, atol=1e-6)   # all gates open (alpha 1)
+
+
+def _gated_keys(sd, gated):
+    """Our plain D's state dict under the gated D's names (a gate shifts the LeakyReLU's index, not the conv's)."""
+    names = set(gated.state_dict())
+    return {k: v for k, v in sd.items() if k in names}
+
+
+def test_gccs_mac_convention_reproduces_23_45_m_and_the_true_count_is_beside_it():
+    from vem.metrics.cost import count_macs, count_macs_thop_legacy
+    from vem.models import build, record
+
+    g64 = build(record("sagan", in_nc=128, out_nc=3, ngf=64, image_size=64))
+    assert count_macs_thop_legacy(g64, 128, 1) == 23_449_600                  # GCC's "23.45 M"
+    g48 = build(record("sagan", in_nc=128, out_nc=3, ngf=48, image_size=64))
+    assert count_macs_thop_legacy(g48, 128, 1) == 15_624_192                  # unpruned ngf 48 (the anchors)
+    # the true work counts the spectrally normalised transposed convs GCC's counter never saw
+    assert count_macs(g64, 128, 1) > 20 * 23_449_600
+    # closed form of the convention: last ConvT + six 1x1 attention convs + four BNs (2 x elements)
+    last = 3 * 64 * 64 * (64 * 16 + 1)
+    attn = sum(n * (c // 8 * 2 + c) * (c + 1) for n, c in ((16 * 16, 128), (32 * 32, 64)))
+    bn = 2 * sum(c * s * s for c, s in ((512, 4), (256, 8), (128, 16), (64, 32)))
+    assert last + attn + bn == 23_449_600
+
+
+def test_gate_is_a_hard_mask_with_a_straight_through_gradient():
+    from vem.models.sagan import ChannelGate
+
+    gate = ChannelGate(3, threshold=0.5)
+    with torch.no_grad():
+        gate.alpha.copy_(torch.tensor([0.9, 0.2, 0.5]))
+    x = torch.arange(1.0, 1.0 + 2 * 3 * 2 * 2).view(2, 3, 2, 2)
+    y = gate(x)
+    torch.testing.assert_close(y[:, 0], x[:, 0])
+    assert torch.equal(y[:, 1], torch.zeros_like(y[:, 1]))        # below the threshold: off
+    torch.testing.assert_close(y[:, 2], x[:, 2])                   # at the threshold: on (alpha >= threshold)
+    y.sum().backward()
+    # d/d alpha_c of sum(x * mask_c) with d mask / d alpha = 1: the channel's sum, also for the closed gate
+    torch.testing.assert_close(gate.alpha.grad, x.sum(dim=(0, 2, 3)))
+
+
+def test_architecture_step_moves_only_the_gates():
+    from baselines.gcc.train import _Aux, architecture_step
+    from vem.models import build, record
+    from vem.models.sagan import SAGANDiscriminator
+
+    torch.manual_seed(0)
+    G_s = build(record("sagan", in_nc=8, out_nc=1, ngf=4, image_size=32))
+    G_t = build(record("sagan", in_nc=8, out_nc=1, ngf=8, image_size=32))
+    D = SAGANDiscriminator(1, 4, 32, gated=True)
+    D_t = SAGANDiscriminator(1, 8, 32)
+    aux = _Aux({}, {})
+    opt = torch.optim.Adam([g.alpha for g in D.gates()], lr=0.05)
+    nets = {"G_s": G_s, "G_t": G_t, "D": D, "D_t": D_t}
+    before = {(n, k): v.detach().clone() for n, net in nets.items() for k, v in net.named_parameters()}
+    stats = architecture_step(D, D_t, G_s, G_t, torch.randn(6, 8, 1, 1), torch.rand(6, 1, 32, 32) * 2 - 1, aux,
+                              opt, beta=1.0)
+    # parameters only: the train-mode forwards update BN running statistics and the power iteration's u, v (as
+    # GCC's regenerated images do); no weight, bias, BN scale or attention gamma moves
+    moved = {key for key, v in before.items() if not torch.equal(dict(nets[key[0]].named_parameters())[key[1]], v)}
+    assert moved and all(k[0] == "D" and k[1].endswith("alpha") for k in moved), sorted(moved)
+    assert {"arch_loss", "gap_student", "gap_teacher", "active_channels"} <= set(stats)
+    assert float(aux.d_t_ema) == pytest.approx(stats["gap_teacher"]) and bool(aux.ema_started)
+    assert all(p.requires_grad for p in D.weight_parameters()) and not any(g.alpha.requires_grad for g in D.gates())
+
+
+def test_pruning_bisection_hits_the_budget_within_tolerance():
+    from baselines.gcc.train import bisect_widths, widths_at
+    from vem.metrics.cost import count_macs_thop_legacy
+    from vem.models import build, record
+
+    torch.manual_seed(0)
+    kw = dict(in_nc=128, out_nc=3, ngf=48, image_size=64)
+    G = build(record("sagan", **kw))
+    with torch.no_grad():
+        for bn in G.bn_layers():
+            bn.weight.copy_(torch.rand(bn.weight.shape))
+
+    def macs(widths):
+        return count_macs_thop_legacy(build(record("sagan", **kw, widths=widths)), 128, 1)
+
+    full = macs(G.widths)
+    for target, tol in ((12e6, 0.2e6), (9e6, 0.1e6), (full * 0.97, full * 0.01)):
+        (widths, m, t), trace = bisect_widths(G, macs, target, tol, 100)
+        assert abs(m - target) <= tol, (target, m, trace[-3:])
+        assert widths == widths_at(G, t) and min(widths) >= 1 and m == macs(widths)
+        assert trace[-1]["macs_gcc"] == m
+    with pytest.raises(ValueError, match="no threshold brings the generator within"):
+        bisect_widths(G, macs, 1e3, 1.0, 30)      # below the smallest reachable width set
+
+
+def test_unconditional_task_data_latent_pools_and_real_statistics(tmp_path):
+    from vem.data.taskdata import TaskData
+    from vem.data.tasks import build_task, get_task, latents
+
+    spec = get_task(TASK)
+    assert spec.kind == "unconditional" and spec.input_size == 1
+    fm = {"train_images": np.random.default_rng(0).integers(0, 255, (120, 28, 28), dtype=np.uint8),
+          "train_labels": np.arange(120) % 10,
+          "test_images": np.random.default_rng(1).integers(0, 255, (30, 28, 28), dtype=np.uint8),
+          "test_labels": np.arange(30) % 10}
+    arrays = build_task(TASK, fm)
+    assert sorted(arrays) == ["test_B", "train_B", "val_B"] and len(arrays["val_B"]) == 10
+    np.savez(tmp_path / "u.npz", **arrays)
+    data = TaskData(tmp_path / "u.npz", TASK)
+    z = data.tensor("test", "A")
+    assert z.shape == (30, 128, 1, 1) and data.n("test", "A") == 30
+    assert torch.equal(z, latents(128, "test", 30))                      # the same z for every model
+    assert not torch.equal(data.tensor("train", "A")[:30], z)            # each split its own stream
+    assert torch.equal(latents(128, "test", 10), z[:10])                 # a prefix of the pool
+
+
+@pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup)")
+def test_sagan_teacher_trains_and_evaluates_with_both_mac_counts(uncond_assets, tmp_path):
+    from vem.config import resolve
+    from vem.data.taskdata import open_task_data
+    from vem.eval import ValScorer, evaluate, real_stats
+    from vem.train import train_teacher
+
+    d, assets = uncond_assets
+    cfg = resolve(TASK, {"teachers.original.iters": 4, "teachers.original.snapshot_every": 2,
+                         "teachers.original.batch": 8, "eval.val_images": 50})
+    data = open_task_data(d / "d.npz", TASK, cfg)
+    ck, curve = train_teacher(cfg["teachers"]["original"], data, 0, lambda: ValScorer(data, assets / "feature.pt",
+                                                                                       cfg))
+    assert [r["iter"] for r in curve] == [2, 4] and ck["generator"]["backbone"] == "sagan"
+    stats = real_stats(data, assets / "feature.pt", cfg, tmp_path / "real.zip")
+    assert stats["n"] == data.n("test", "B") and "real test B" in stats["description"]
+    np.savez(tmp_path / "stats.npz", **{k: np.asarray(v) for k, v in stats.items()})
+    m = evaluate(ck, data, assets / "feature.pt", cfg, tmp_path / "images.zip", tmp_path / "stats.npz")
+    assert m["protocol"]["n_images"] == data.n("test", "A") == 10_000
+    assert m["cost"]["input"] == [1, 128, 1, 1] and m["cost"]["macs_gcc"] == 449_024 < m["cost"]["macs"]
+
+
+@pytest.fixture(scope="module")
+def uncond_assets(edges_assets, tmp_path_factory):
+    from vem.data import fmnist
+    from vem.data.tasks import build_task
+    from vem.utils import atomic_save_npz
+
+    d = tmp_path_factory.mktemp("uncond")
+    atomic_save_npz(d / "d.npz", **build_task(TASK, fmnist.load(ROOT / "resources" / "fmnist"), seed=0),
+                    task=np.array(TASK))
+    return d, edges_assets
+
+
+OV = {"gcc.pretrain.iters": 4, "gcc.pretrain.snapshot_every": 2, "gcc.pretrain.batch": 8, "gcc.iters": 8,
+      "gcc.batch": 8, "gcc.eval_every": 4, "eval.val_images": 50}
+
+
+@pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup)")
+def test_gcc_stages_run_and_the_student_is_pruned_and_reinitialised(uncond_assets, tmp_path):
+    from baselines.gcc import train
+    from vem.models import load_generator
+    from vem.utils import atomic_save_torch
+
+    d, assets = uncond_assets
+
+    def ctx(stage, inputs, addon="none", method="gcc", ov=OV):
+        return stage_context(method, stage, TASK, d / "d.npz", ov, 0, inputs, assets / "feature.pt", addon=addon,
+                             lambda_mi=0.1 if addon != "none" else None)
+
+    pre, curve = train.pretrain(ctx("pretrain", {}))
+    assert pre["generator"]["kwargs"]["ngf"] == 12 and [r["iter"] for r in curve] == [2, 4]
+    atomic_save_torch(tmp_path / "pretrain.pt", pre)
+    pruned, trace = train.prune(ctx("prune", {"pretrain": tmp_path / "pretrain.pt"}))
+    c = ctx("prune", {}).section
+    assert pruned["within_tolerance"] and abs(pruned["macs_gcc"] - c["target_macs"]) <= c["tolerance"]
+    assert pruned["macs_gcc"] < pruned["pretrain_macs_gcc"] and len(trace) == pruned["bisection_steps"]
+    atomic_save_torch(tmp_path / "prune.pt", pruned)
+    student_ck, curve = train.distill(ctx("distill", {"prune": tmp_path / "prune.pt"}, addon="vem"))
+    assert student_ck["generator"]["kwargs"]["widths"] == pruned["widths"]
+    assert {"val", "content", "style", "arch_loss", "active_channels", "energy_gap", "teacher_g_loss"} <= set(curve[0])
+    assert student_ck["macs_gcc"] == pruned["macs_gcc"]
+    assert load_generator(student_ck)(torch.randn(2, 128, 1, 1)).shape == (2, 1, 32, 32)
+    # Slimming: the same pipeline without teacher or gates, and no add-on
+    sl = {k.replace("gcc.", "slimming."): v for k, v in OV.items()}
+    ck, curve = train.distill(ctx("retrain", {"prune": tmp_path / "prune.pt"}, method="slimming", ov=sl))
+    assert "arch_loss" not in curve[0] and "teacher_g_loss" not in curve[0] and "content" in curve[0]
+    with pytest.raises(ValueError, match="runs without an MI add-on"):
+        train.distill(ctx("retrain", {"prune": tmp_path / "prune.pt"}, method="slimming", ov=sl, addon="vid"))
+
+
+def _cmd(d, assets, out, prune, every):
+    cmd = [sys.executable, "-m", "vem", "stage", "--task", TASK, "--method", "gcc", "--stage", "distill", "--seed", "1",
+           "--addon", "crd", "--threads", "1", "--data", str(d / "d.npz"), "--evalnet", str(assets / "feature.pt"),
+           "--checkpoint-every", str(every), "--out", str(out / "student.pt"), "--table", str(out / "curve.csv"),
+           "--input", f"prune={prune}"]
+    for k, v in {**OV, "gcc.iters": 30, "gcc.eval_every": 10}.items():
+        cmd += ["--set", f"{k}={v}"]
+    return cmd
+
+
+@pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup)")
+def test_interrupted_distill_resumes_to_the_same_student_and_teacher(uncond_assets, tmp_path):
+    import pandas as pd
+
+    from vem.utils import atomic_save_torch
+
+    d, assets = uncond_assets
+    atomic_save_torch(tmp_path / "prune.pt", {"widths": [40, 20, 10], "macs_gcc": 0})
+    ref_dir, run = tmp_path / "ref", tmp_path / "run"
+    r = subprocess.run(_cmd(d, assets, ref_dir, tmp_path / "prune.pt", 0), env=run_env(), cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1500:]
+    code, err = interrupt(_cmd(d, assets, run, tmp_path / "prune.pt", 4), run / "student.pt.resume", "kill", 12)
+    assert code == -9, err[-800:]
+    r = subprocess.run(_cmd(d, assets, run, tmp_path / "prune.pt", 4), env=run_env(), cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
+    a, b = (torch.load(x / "student.pt", weights_only=True) for x in (ref_dir, run))
+    assert b["resumed_from"] >= 12
+    for k, v in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][k], v), k
+    pd.testing.assert_frame_equal(*(pd.read_csv(x / "curve.csv").drop(columns=["seconds"]) for x in (ref_dir, run)),
+                                  check_exact=True)
+
+
+def test_gcc_configuration_checks():
+    from vem.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError, match="online_teacher false leaves no teacher"):
+        resolve(TASK, {"gcc.online_teacher": False}, "gcc")
+    with pytest.raises(ConfigError, match="do not exist at 32 px"):
+        resolve(TASK, {"gcc.g_taps": ["l4"]}, "gcc")
+    with pytest.raises(ConfigError, match="gate_threshold"):
+        resolve(TASK, {"gcc.gate_threshold": 0.0}, "gcc")
+    with pytest.raises(ConfigError, match="does not run on"):
+        resolve("fmnist_sneaker2boot", {}, "gcc")
+    assert resolve(TASK, {"gcc.gate_threshold": 0.1}, "gcc")["gcc"]["gate_threshold"] == 0.1   # the script's value
+    s = resolve(TASK, {}, "slimming")["slimming"]
+    g = resolve(TASK, {}, "gcc")["gcc"]
+    assert (s["target_macs"], s["pretrain"], s["iters"]) == (g["target_macs"], g["pretrain"], g["iters"])
+    assert not s["online_teacher"] and not s["gated_d"] and s["lambda_content"] == s["lambda_gram"] == 0
