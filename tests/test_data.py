@@ -338,7 +338,8 @@ def test_task_ids(fm):
     for tid in T.TASKS:
         assert tid in str(e.value)
     assert "'nope'" in str(e.value)
-    assert T.MINI_TASKS == ["fmnist_edges2shoes", "fmnist_scenes", "fmnist_sneaker2boot", "fmnist_pullover2coat"]
+    assert T.MINI_TASKS == ["fmnist_edges2shoes", "fmnist_scenes", "fmnist_sneaker2boot", "fmnist_pullover2coat",
+                            "fmnist_uncond"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -508,3 +508,43 @@ def test_paper_workflow_runs_table1_at_toy_size(tmp_path):
     assert rec["metric"]["value"] == min(c["value"] for c in rec["protocol"]["candidates"])
     assert Image.open(run / "samples.png").mode == "RGB"
     assert not (work / "resources" / "downloads").exists()   # nothing was downloaded
+
+
+def test_celeba_index_partition_center_crop_and_gccs_generated_count(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from vem.data import folders
+    from vem.data.folders import FolderTaskData, prepare_paper_task
+
+    root = tmp_path / "celeba"
+    rng = np.random.default_rng(3)
+    ims = {}
+    for i in range(1, 15):       # 178 x 218 like img_align_celeba
+        ims[i] = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+        _save(root / "img_align_celeba" / f"{i:06d}.jpg", ims[i])
+    (root / ".complete").write_text("test\n")
+    monkeypatch.setattr(folders, "CELEBA_TRAIN_LAST", 10)   # CelebA's partition, scaled down
+    monkeypatch.setattr(folders, "CELEBA_VAL_LAST", 12)
+    idx = prepare_paper_task("celeba", root, tmp_path / "c.json", log=lambda m: None)
+    tr, va, te = (idx["splits"][s]["B"] for s in ("train", "val", "test"))
+    assert len(tr) + len(va) == 10 and [int(Path(f).stem) for f in te] == [11, 12]   # 13, 14: CelebA's test
+    assert idx["n_latents"]["test"] == 10 // 10 + 1                                  # GCC: floor(0.1 N) + 1
+    data = FolderTaskData(tmp_path / "c.json", "celeba", load_size=64, crop_size=64, flip=False)
+    z = data.tensor("test", "A")
+    assert z.shape == (2, 128, 1, 1) and data.n("test", "A") == 2 and data.n("test", "B") == 2
+    # CenterCrop(160) then Resize(64), bilinear - the same for training and evaluation
+    stored = np.asarray(Image.open(te[0]).convert("RGB"))
+    want = np.asarray(Image.fromarray(stored[29:189, 9:169]).resize((64, 64), Image.BILINEAR))
+    np.testing.assert_array_equal(data.eval_u8("test", "B", 0), want)
+    x = data.tensor("train", "B")[torch.tensor([0, 0])]
+    torch.testing.assert_close(x[0], x[1])
+    torch.testing.assert_close(x[0], torch.from_numpy(data.eval_u8("train", "B", 0).astype(np.float32))
+                               .permute(2, 0, 1) / 127.5 - 1)
+
+
+def test_celeba_is_a_manual_download_named_in_one_line(tmp_path):
+    from vem.data.paper_datasets import fetch_dataset
+
+    with pytest.raises(FileNotFoundError, match="img_align_celeba.zip") as e:
+        fetch_dataset("celeba", tmp_path / "out", tmp_path / "cache", tmp_path / "manual")
+    assert "\n" not in str(e.value) and "CelebA site" in str(e.value)

@@ -60,14 +60,15 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
     # OMGD: tasks x addons x seeds; CAT and GAN-Compression: sneaker2boot only; the tuning: per method and tuning
     # task (OMGD 2, CAT 1) 3 add-ons x 4 trials on seed 100 (table 4's tuned runs follow once the tune checkpoint
     # has chosen)
-    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3 + 4 * 3 + (2 + 1) * 3 * 4
+    # + GCC on fmnist_uncond (4 add-ons x 3 seeds) and Slimming there (no add-on, 3 seeds)
+    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3 + 4 * 3 + (2 + 1) * 3 * 4 + 4 * 3 + 3
     assert int(jobs["tune"]) == 2 and int(jobs["tuned_runs"]) == 2 and int(jobs["render_table"]) == 1
     assert "results/runs/fmnist_edges2shoes/omgd/vem_lam0.1/seed100/student.pt" in out        # trial 0
     assert re.search(r"results/runs/fmnist_sneaker2boot/cat/crd_lam[0-9.]+\+t3/seed100/curve\.csv", out)
     # OMGD's shared stages: the online teachers per paired task x seed (+ the tuning seed on edges2shoes), the
     # CycleGAN teacher per unpaired task; CAT's teacher and prune on sneaker2boot; GAN-Compression's supernet
     # and search per run (its add-on trains with the supernet)
-    assert int(jobs["method_stage"]) == 2 * 3 + 1 + 2 + 2 + 4 * 3 * 2
+    assert int(jobs["method_stage"]) == 2 * 3 + 1 + 2 + 2 + 4 * 3 * 2 + 2 + 2   # + GCC's, Slimming's pretrain, prune
     gc = "results/runs/fmnist_sneaker2boot/gan_compression"
     assert "--stage supernet --seed 2 --addon vem --lambda-mi 0.1 --input original=" in out
     assert f"--stage search --seed 1 --addon none --input supernet={gc}/none_lam0/seed1/supernet.pt" in out
@@ -174,10 +175,13 @@ def test_weights_rule_without_weights_fails_with_one_message(tmp_path):
 
 
 @pytest.mark.parametrize("table, expected", [
-    # CAT's horse2zebra rows (teacher + prune + 4 add-ons x 3 seeds) and GAN-Compression's (supernet + search per
-    # run) in Tables 2 and 4
-    (4, {"compress": 4 * 4 * 3 + 12 + 12, "evaluate_run": 72, "prepare_paper_data": 4, "real_stats": 3,
-         "method_stage": 2 + 2 + 24}),
+    # CAT's horse2zebra rows (teacher + prune + 4 add-ons x 3 seeds), GAN-Compression's (supernet + search per
+    # run) in Tables 2 and 4; GCC's CelebA rows (pretrain + prune, 4 add-ons x 3 seeds) and Slimming's (pretrain +
+    # prune, no add-on) in Tables 3 and 4
+    (4, {"compress": 4 * 4 * 3 + 12 + 12 + 12 + 3, "evaluate_run": 87, "prepare_paper_data": 5, "real_stats": 4,
+         "method_stage": 2 + 2 + 24 + 2 + 2}),
+    (3, {"compress": 3 + 3 + 3, "evaluate_run": 9, "method_stage": 4, "train_teacher": 1, "evaluate_teacher": 1,
+         "prepare_paper_data": 1, "paper_dataset": 1}),
     (1, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "train_teacher": 2}),
     (2, {"compress": 2 * 4 * 3 + 12 + 12, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 1,
          "method_stage": 2 + 2 + 24}),
@@ -212,6 +216,10 @@ def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expecte
         assert "results/runs/horse2zebra/omgd/shared/teacher.pt" in out
         assert "results/runs/horse2zebra/cat/shared/prune.pt" in out
         assert "results/runs/horse2zebra/cat/vem_lam0.1/seed2/metrics.json" in out
+        assert "results/runs/celeba/gcc/shared/prune.pt" in out
+        assert "results/runs/celeba/gcc/crd_lam0.1/seed1/metrics.json" in out
+        assert "results/runs/celeba/slimming/none_lam0/seed0/metrics.json" in out
+        assert "results/runs/celeba/slimming/vem_lam0.1" not in out   # Slimming is not combined with add-ons
         assert "resources/weights/pt_inception-2015-12-05-6726825d.pth" in out
         assert "resources/weights/vgg16-397923af.pth" in out and "--selection best_on_test" in out
     if table == 5:

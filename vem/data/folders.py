@@ -13,7 +13,15 @@ cityscapes      cityscapes             gtFine/*_color + leftImg8bit photos resiz
                                        test, with the original gtFine labelIds for mIoU
 horse2zebra     horse2zebra            trainA/trainB -> train + val (120 per side held out); testA/testB
 summer2winter   summer2winter_yosemite same layout
+celeba          celeba                 img_align_celeba/ by CelebA's official partition (file numbers):
+                                       000001-162770 train -> train + val (2,000 held out); 162771-182637
+                                       (CelebA's val, GCC's ``val`` folder of real statistics) -> test.
+                                       Unconditional: the B side holds the images; GCC's generated count
+                                       floor(0.1 x 162,770) + 1 = 16,278 test latents (``n_latents``)
 ==============  =====================  ======================================================================
+
+CelebA images are center-cropped to 160 then resized to ``crop_size`` (64; GCC's CenterCrop(160) ->
+Resize(64), bilinear), for training and evaluation alike (no flip, as GCC).
 
 Training batches: resize to ``load_size``, random ``crop_size`` crop, random horizontal flip (pix2pix /
 CycleGAN's ``resize_and_crop``); evaluation splits are resized to ``crop_size`` only. The crop/flip of
@@ -30,9 +38,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .tasks import get_task
+from .tasks import get_task, latents
 
-VAL_HOLDOUT = {"edges2shoes": 2048, "cityscapes": 200, "horse2zebra": 120, "summer2winter": 120}
+VAL_HOLDOUT = {"edges2shoes": 2048, "cityscapes": 200, "horse2zebra": 120, "summer2winter": 120, "celeba": 2000}
+CELEBA_TRAIN_LAST, CELEBA_VAL_LAST = 162770, 182637     # CelebA's list_eval_partition.txt by file number
+CENTER_CROP = {"celeba": 160}
 IMAGE_EXT = (".jpg", ".jpeg", ".png")
 
 
@@ -111,6 +121,15 @@ def prepare_paper_task(task: str, dataset_root, out_json, seed: int = 0, log=pri
         idx["splits"] = {"train": {"AB": tr}, "val": {"AB": va}, "test": {"AB": test}}
         if test_labels is not None:
             idx["labels"] = {"val": [lab_of[f] for f in va], "test": test_labels}
+    elif task == "celeba":
+        files = _images(root / "img_align_celeba")
+        number = {f: int(Path(f).stem) for f in files}
+        train = [f for f in files if number[f] <= CELEBA_TRAIN_LAST]
+        test = [f for f in files if CELEBA_TRAIN_LAST < number[f] <= CELEBA_VAL_LAST]
+        tr, va = _holdout(train, VAL_HOLDOUT[task], seed)
+        idx["splits"] = {"train": {"B": tr}, "val": {"B": va}, "test": {"B": test}}
+        # GCC scores floor(0.1 x N_train) + 1 generated images against its val statistics
+        idx["n_latents"] = {"train": len(tr), "val": len(va), "test": len(train) // 10 + 1}
     else:
         idx["direction"] = "AtoB"
         splits: dict = {"train": {}, "val": {}, "test": {}}
@@ -166,15 +185,23 @@ class FolderTaskData:
             raise ValueError(f"crop_size {crop_size} exceeds load_size {load_size}")
         self.load_size, self.crop_size, self.flip, self.seed = load_size, crop_size, flip, seed
         self.paired = "AB" in self.index["splits"]["train"]
+        self.unconditional = self.spec.kind == "unconditional"
+        self._latents: dict = {}
 
     def files(self, split: str, side: str) -> list[str]:
         sides = self.index["splits"][split]
         return sides["AB"] if self.paired else sides[side]
 
     def n(self, split: str, side: str = "A") -> int:
+        if self.unconditional and side == "A":   # the latent pool (GCC's count of generated test images)
+            return int(self.index.get("n_latents", {}).get(split, self.n(split, "B")))
         return len(self.files(split, side))
 
-    def tensor(self, split: str, side: str) -> _Images:
+    def tensor(self, split: str, side: str):
+        if self.unconditional and side == "A":
+            if split not in self._latents:
+                self._latents[split] = latents(self.spec.in_channels, split, self.n(split, "A"))
+            return self._latents[split]
         return _Images(self, split, side)
 
     def batch_indices(self, gen: torch.Generator, batch: int, split="train", side="A") -> torch.Tensor:
@@ -205,6 +232,12 @@ class FolderTaskData:
         from PIL import Image
 
         im = self.load_u8(split, side, i)
+        crop = CENTER_CROP.get(self.spec.id)
+        if crop:   # torchvision CenterCrop: offsets rounded as int(round((size - crop) / 2))
+            h, w = im.shape[:2]
+            top, left = int(round((h - crop) / 2)), int(round((w - crop) / 2))
+            im = im[top:top + crop, left:left + crop]
+            return np.asarray(Image.fromarray(im).resize((self.crop_size, self.crop_size), Image.BILINEAR))
         if im.shape[:2] != (self.crop_size, self.crop_size):
             im = np.asarray(Image.fromarray(im).resize((self.crop_size, self.crop_size), Image.BICUBIC))
         return im
@@ -212,7 +245,7 @@ class FolderTaskData:
     def load(self, split: str, side: str, i: int, k: int = 0, batch_idx=None) -> torch.Tensor:
         from PIL import Image
 
-        if split != "train":
+        if split != "train" or self.spec.id in CENTER_CROP:   # CelebA: GCC trains on the evaluation transform
             return torch.from_numpy(self.eval_u8(split, side, i).astype(np.float32)).permute(2, 0, 1) / 127.5 - 1.0
         im = Image.fromarray(self.load_u8(split, side, i))
         key = json.dumps([self.seed, [int(j) for j in batch_idx] if batch_idx is not None else [i], k])

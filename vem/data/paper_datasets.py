@@ -19,7 +19,7 @@ from .download import download, safe_extract, sha256_file
 
 # paper task -> the dataset (folder under resources/datasets/) it is built from
 DATASET_OF = {"edges2shoes": "edges2shoes-r", "cityscapes": "cityscapes", "horse2zebra": "horse2zebra",
-              "summer2winter": "summer2winter_yosemite"}
+              "summer2winter": "summer2winter_yosemite", "celeba": "celeba"}
 
 EFROS = "efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 HF = "https://huggingface.co/mit-han-lab/gan-compression/resolve/main"
@@ -47,8 +47,13 @@ DATASETS: dict[str, dict] = {
         "layout": ["gtFine", "leftImg8bit"],
         "note": "licence-gated: register and log in at https://www.cityscapes-dataset.com/downloads/",
     },
-    # reserved: they arrive with their models (GauGAN / StyleGAN families), not in this release
-    "celeba": {"reserved": True, "note": "arrives with the CelebA models (not in this release)"},
+    "celeba": {
+        "task": "celeba", "manual": ["img_align_celeba.zip"], "layout": ["img_align_celeba"],
+        "note": ("CelebA's Google Drive download breaks (quota, login; torchvision #1920 #2262 #5705 #8268): get "
+                 "img_align_celeba.zip (202,599 aligned JPEGs, 178x218) from the CelebA site "
+                 "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html; non-commercial research licence)"),
+    },
+    # reserved: it arrives with its models (StyleGAN2 family), not in this release
     "ffhq": {"reserved": True, "note": "arrives with the FFHQ models (not in this release)"},
 }
 
