@@ -9,32 +9,21 @@ compression target of CAT's scripts (2.6e9 for horse2zebra) is in this conventio
 
 from __future__ import annotations
 
-import torch
 from torch import nn
+
+from vem.metrics.cost import count_leaf_hooks
+
+
+def _cat_count(m: nn.Module, inputs, output) -> int:
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        c_in, (c_out, h, w) = inputs[0].shape[1], output.shape[1:]
+        return c_in * c_out * m.kernel_size[0] * m.kernel_size[1] * h * w // m.groups
+    if isinstance(m, nn.Linear):
+        return m.in_features * m.out_features
+    if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and not m.track_running_stats:
+        return output[0].numel()
+    return 0
 
 
 def cat_macs(model: nn.Module, in_channels: int, size: int) -> int:
-    total = 0
-
-    def hook(m, inputs, output):
-        nonlocal total
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            c_in, (c_out, h, w) = inputs[0].shape[1], output.shape[1:]
-            total += c_in * c_out * m.kernel_size[0] * m.kernel_size[1] * h * w // m.groups
-        elif isinstance(m, nn.Linear):
-            total += m.in_features * m.out_features
-        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and not m.track_running_stats:
-            total += output[0].numel()
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            dev = next(model.parameters()).device
-            model(torch.zeros(1, in_channels, size, size, device=dev))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
-    return int(total)
+    return count_leaf_hooks(model, in_channels, size, _cat_count)

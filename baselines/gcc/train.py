@@ -91,7 +91,8 @@ def prune(ctx) -> tuple[dict, list]:
     (widths, m, t), trace = bisect_widths(G, macs, target, tol, c["max_bisection_steps"])
     student = build(record("sagan", **{**rec["kwargs"], "widths": widths}))
     out = {"widths": widths, "threshold": t, "macs_gcc": m, "target_macs": target, "tolerance": tol,
-           "within_tolerance": abs(m - target) <= tol, "macs_harness": count_macs(student, spec.in_channels, 1),
+           "within_tolerance": abs(m - target) <= tol,
+           "macs_harness": count_macs(student, spec.in_channels, spec.input_size),
            "params": sum(p.numel() for p in student.parameters()), "pretrain_widths": G.widths,
            "pretrain_macs_gcc": macs(G.widths), "pretrain_best_iter": ck["best_iter"], "bisection_steps": len(trace)}
     return out, trace

@@ -68,6 +68,19 @@ def _levels(image_size: int) -> int:
     return n
 
 
+def _run_stages(net: nn.Module, x) -> tuple[torch.Tensor, dict]:
+    """``l1 .. ln`` with ``attn1`` after ``l(n-1)`` and ``attn2`` after ``ln`` (generator and discriminator
+    alike): the last map and every named stage's output."""
+    taps = {}
+    for i in range(1, net.n + 1):
+        x = taps[f"l{i}"] = getattr(net, f"l{i}")(x)
+        if i == net.n - 1:
+            x = taps["attn1"] = net.attn1(x)
+        elif i == net.n:
+            x = taps["attn2"] = net.attn2(x)
+    return x, taps
+
+
 class SelfAttention(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
@@ -132,20 +145,14 @@ class SAGANGenerator(nn.Module):
         """(image, {"l1": ..., "attn1": ..., "attn2": ...}): every named stage's output."""
         if z.dim() == 2:
             z = z.view(z.shape[0], -1, 1, 1)
-        taps, x = {}, z
-        for i in range(1, self.n + 1):
-            x = taps[f"l{i}"] = getattr(self, f"l{i}")(x)
-            if i == self.n - 1:
-                x = taps["attn1"] = self.attn1(x)
-            elif i == self.n:
-                x = taps["attn2"] = self.attn2(x)
+        x, taps = _run_stages(self, z)
         return self.last(x), taps
 
     def forward(self, z):
         return self.forward_taps(z)[0]
 
     def forward_features(self, z):
-        """(image, four maps) as every generator offers: l2, l(n-1) after attn1, attn2, and l1."""
+        """(image, four maps) as every generator offers: l1, l2, attn1 and attn2."""
         y, t = self.forward_taps(z)
         return y, [t["l1"], t["l2"], t["attn1"], t["attn2"]]
 
@@ -178,13 +185,7 @@ class SAGANDiscriminator(nn.Module):
         return [p for p in self.parameters() if id(p) not in gate_ids]
 
     def forward_taps(self, x) -> tuple[torch.Tensor, dict]:
-        taps = {}
-        for i in range(1, self.n + 1):
-            x = taps[f"l{i}"] = getattr(self, f"l{i}")(x)
-            if i == self.n - 1:
-                x = taps["attn1"] = self.attn1(x)
-            elif i == self.n:
-                x = taps["attn2"] = self.attn2(x)
+        x, taps = _run_stages(self, x)
         return self.last(x).view(x.shape[0]), taps
 
     def forward(self, x):
