@@ -249,3 +249,29 @@ def test_null_overrides_where_a_key_is_nullable():
     assert cfg["addon"]["vem"]["step_ref_size"] is None
     with pytest.raises(ConfigError, match=r"addon\.vem\.steps must be of type integer, got None"):
         resolve("fmnist_edges2shoes", {"addon.vem.steps": None}, method="omgd")
+
+
+def test_a_delta_with_replace_stands_instead_of_the_section():
+    sagan = resolve("fmnist_uncond")["teachers"]["original"]
+    sg2 = resolve("fmnist_uncond_sg2")["teachers"]["original"]
+    assert sagan["arch"] == "sagan" and "ngf" in sagan and "r1" not in sagan
+    assert sg2["arch"] == "stylegan2" and "ngf" not in sg2 and "lr_d" not in sg2 and sg2["r1"] == 10.0
+    assert "replace" not in sg2
+    # a user override can replace a section too; the result is checked like any other
+    ov = {"teachers": {"original": {"replace": True, "arch": "stylegan2", "source": "train", "iters": 3}}}
+    assert resolve("fmnist_uncond", ov)["teachers"]["original"] == {"arch": "stylegan2", "source": "train",
+                                                                   "iters": 3}
+    with pytest.raises(ConfigError, match="teachers.original.replace must be true"):
+        resolve("fmnist_uncond", {"teachers": {"original": {"replace": False}}})
+    with pytest.raises(ConfigError, match="teachers.original.iters must be >= 1"):
+        resolve("fmnist_uncond", {"teachers": {"original": {"replace": True, "arch": "sagan", "iters": 0}}})
+
+
+def test_a_key_of_another_tasks_recipe_applies_to_that_task_only():
+    # channel_max exists only in the StyleGAN2 Original's section (fmnist_uncond_sg2)
+    ov = {"teachers.original.channel_max": 8}
+    assert resolve("fmnist_uncond", ov) == resolve("fmnist_uncond")
+    assert resolve("fmnist_edges2shoes", ov) == resolve("fmnist_edges2shoes")
+    assert resolve("fmnist_uncond_sg2", ov)["teachers"]["original"]["channel_max"] == 8
+    with pytest.raises(ConfigError, match=r"unknown config key 'teachers\.original\.nope'"):
+        resolve("fmnist_uncond", {"teachers.original.nope": 8})

@@ -252,3 +252,18 @@ def test_methods_command_lists_the_stages():
     assert re.search(r"fmnist_edges2shoes\s+teachers \[seed\] -> distill \[run, add-on\]", res.stdout)
     assert re.search(r"horse2zebra\s+teacher \[task\] -> distill \[run, add-on\]", res.stdout)
     assert re.search(r"horse2zebra\s+supernet \[run, add-on\] -> search \[run\] -> export \[run\]", res.stdout)
+
+
+def test_a_method_runs_only_where_the_original_is_a_backbone_it_compresses():
+    from vem.config import ConfigError
+    from vem.plan import Plan
+
+    cfg = {"tasks": ["fmnist_uncond", "fmnist_uncond_sg2"], "methods": {"gcc": "all", "slimming": "all"},
+           "addons": ["none", "vem"], "seeds": [0], "tables": [3], "teacher_seed": 0, "overrides": {},
+           "lambda_mi_sweep": [], "sweep_task": "fmnist_uncond"}
+    plan = Plan(cfg)
+    assert plan.original_arch("fmnist_uncond") == "sagan" and plan.original_arch("fmnist_uncond_sg2") == "stylegan2"
+    assert plan.method_tasks("gcc") == plan.method_tasks("slimming") == ["fmnist_uncond"]
+    with pytest.raises(ConfigError, match="methods.gcc: gcc compresses sagan; the Original of fmnist_uncond_sg2 "
+                                          "is stylegan2"):
+        Plan({**cfg, "methods": {"gcc": ["fmnist_uncond_sg2"]}})

@@ -286,7 +286,8 @@ def cmd_methods(args):
         doc = (type(m).__doc__ or sys.modules[type(m).__module__].__doc__ or "").strip()
         print(f"{mid} ({m.title}): {doc.splitlines()[0] if doc else ''}")
         for task, spec in TASKS.items():
-            if spec.kind in method_kinds(mid, spec.scale):
+            if spec.kind in method_kinds(mid, spec.scale) and m.compresses(
+                    resolve(task)["teachers"]["original"].get("arch")):
                 cfg = resolve(task, method=mid)
                 addon = m.addon_stage(cfg)
                 stages = " -> ".join(f"{s.name} [{s.scope}{', add-on' if s == addon else ''}]"

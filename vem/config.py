@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from .data.tasks import get_task
+from .data.tasks import TASKS, get_task
 from .mi.options import config_schema as addon_schema
 from .schema import POSITIVE, TEACHER, ConfigError, check, choice, integer, section
 
@@ -72,7 +72,13 @@ def _method_section(mid: str, task: str, scale: str) -> dict | None:
     return _merge(kinds[spec.kind], (sec.get("tasks") or {}).get(task) or {}, f"{mid}.")
 
 
+REPLACE = "replace"   # a delta mapping with ``replace: true`` stands instead of the section (another recipe)
+
+
 def _merge(base: dict, delta: dict, where: str = "") -> dict:
+    """``base`` updated key by key from ``delta`` (mappings recursively; a key unknown to ``base`` is an
+    error), except a delta mapping holding ``replace: true``: it replaces the whole section (e.g. a task
+    whose Original is another architecture, with its own recipe keys; the schema checks the result)."""
     out = copy.deepcopy(base)
     for k, v in delta.items():
         key = f"{where}{k}"
@@ -81,6 +87,11 @@ def _merge(base: dict, delta: dict, where: str = "") -> dict:
         if isinstance(out[k], dict):
             if not isinstance(v, dict):
                 raise ConfigError(f"config key {key!r} must be a mapping, got {v!r}")
+            if REPLACE in v:
+                if v[REPLACE] is not True:
+                    raise ConfigError(f"config key {key}.{REPLACE} must be true (or absent), got {v[REPLACE]!r}")
+                out[k] = copy.deepcopy({kk: vv for kk, vv in v.items() if kk != REPLACE})
+                continue
             out[k] = _merge(out[k], v, key + ".")
         else:
             out[k] = _coerce(key, out[k], v)
@@ -141,7 +152,7 @@ def _split(delta: dict, section: dict) -> tuple[dict, dict]:
     """(the part of ``delta`` whose keys ``section`` has, the rest)."""
     mine, rest = {}, {}
     for k, v in delta.items():
-        if k in section and isinstance(section[k], dict) and isinstance(v, dict):
+        if k in section and isinstance(section[k], dict) and isinstance(v, dict) and REPLACE not in v:
             m, r = _split(v, section[k])
             if m:
                 mine[k] = m
@@ -152,6 +163,29 @@ def _split(delta: dict, section: dict) -> tuple[dict, dict]:
         else:
             rest[k] = v
     return mine, rest
+
+
+def _known_here(ov: dict, task: str, scale: str) -> tuple[dict, dict]:
+    """(the task's shared configuration, the part of the overrides it has). Keys that only another task's
+    recipe has (``teachers.original.channel_max``: a StyleGAN2 Original's) apply to those tasks only; a key
+    that no task of the scale has is an error."""
+    base = _shared(task, scale)
+    mine, rest = _split(ov, base)
+    for other in TASKS:
+        if not rest:
+            break
+        if other != task and get_task(other).scale == scale:
+            rest = _split(rest, _shared(other, scale))[1]
+    if rest:
+        path, d, sec = [], rest, base           # name the first level this task does not have (as _merge does)
+        while True:
+            k, v = next(iter(d.items()))
+            path.append(k)
+            if not (isinstance(sec, dict) and k in sec and isinstance(v, dict) and v):
+                break
+            d, sec = v, sec[k]
+        raise ConfigError(f"unknown config key {'.'.join(path)!r}")
+    return base, mine
 
 
 def _check_method_override(mid: str, delta, task: str, scale: str) -> dict | None:
@@ -194,7 +228,7 @@ def resolve(task: str, overrides: dict | None = None, method: str | None = None,
     ov = unflatten(overrides or {})
     ids = set(method_ids())
     method_ov = {k: ov.pop(k) for k in list(ov) if k in ids}
-    cfg = _merge(_shared(task, scale), ov)
+    cfg = _merge(*_known_here(ov, task, scale))
     sections = {mid: _check_method_override(mid, d, task, scale) for mid, d in method_ov.items()}
     cfg.update(task=task, scale=scale, kind=spec.kind)
     _check_shared(cfg)

@@ -1,4 +1,4 @@
-"""Losses shared by the compression methods: GAN objectives and OMGD's SSIM / style / feature / TV."""
+"""Losses shared by the compression methods: GAN objectives, OMGD's SSIM / style / feature / TV, LPIPS (CAGC)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,19 @@ def style_loss(feats_s, feats_t) -> torch.Tensor:
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
     """Total variation as a *sum* (OMGD's convention: it scales with batch and resolution)."""
     return (x[..., 1:, :] - x[..., :-1, :]).abs().sum() + (x[..., :, 1:] - x[..., :, :-1]).abs().sum()
+
+
+def lpips(taps_x, taps_y, lin=None) -> torch.Tensor:
+    """LPIPS (Zhang et al., 2018) from two lists of feature maps (the perceptual net's taps of x and y):
+    per layer each position's channel vector unit-normalised (eps 1e-10), squared difference, weighted
+    per channel by ``lin[l]`` (the learned linear heads, C_l non-negative weights) or summed over channels
+    (``lin=None``: the package's ``lpips=False`` variant), averaged over positions; summed over layers.
+    Per sample (shape B)."""
+    total = 0.0
+    for i, (fx, fy) in enumerate(zip(taps_x, taps_y)):
+        nx = fx / (fx.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        ny = fy / (fy.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        d = (nx - ny).pow(2)
+        d = d.sum(1) if lin is None else (d * lin[i].view(1, -1, 1, 1)).sum(1)
+        total = total + d.mean((1, 2))
+    return total

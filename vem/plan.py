@@ -67,9 +67,9 @@ class Plan:
         if len(scales) > 1:
             raise ConfigError(f"tasks mix scales {sorted(scales)}; mini and paper numbers never share a run")
         self.scale = scales.pop()
-        self.methods = self._methods(config["methods"])
         self.overrides = config.get("overrides") or {}
         self.cfg = {t: resolve(t, self.overrides) for t in self.tasks}
+        self.methods = self._methods(config["methods"])
         self.mcfg = {(t, m): resolve(t, self.overrides, m) for m in self.methods for t in self.method_tasks(m)}
         if 5 in config["tables"] and config["sweep_task"] not in self.tasks:
             raise ConfigError(f"sweep_task {config['sweep_task']!r} is not among tasks {self.tasks}")
@@ -94,19 +94,26 @@ class Plan:
         for m, tasks in methods.items():
             if m not in known:
                 raise ConfigError(f"unknown method {m!r}; registered: {', '.join(known) or 'none'}")
-            kinds = method_kinds(m, self.scale)
+            kinds, method = method_kinds(m, self.scale), get_method(m)
             if tasks == "all":
-                out[m] = [t for t in self.tasks if get_task(t).kind in kinds]
+                out[m] = [t for t in self.tasks if get_task(t).kind in kinds and method.compresses(self.original_arch(t))]
                 continue
             for t in tasks:
                 if t not in self.tasks:
                     raise ConfigError(f"methods.{m}: task {t!r} is not among tasks {self.tasks}")
                 if get_task(t).kind not in kinds:
                     raise ConfigError(f"methods.{m}: {m} does not run on {get_task(t).kind} tasks such as {t}")
+                if not method.compresses(self.original_arch(t)):
+                    raise ConfigError(f"methods.{m}: {m} compresses {'/'.join(method.originals)}; the Original of "
+                                      f"{t} is {self.original_arch(t)}")
             out[m] = list(tasks)
         return out
 
     # ---- configuration -------------------------------------------------------------------------------
+    def original_arch(self, task: str) -> str | None:
+        """The backbone of a task's Original generator (its teacher section's ``arch``)."""
+        return self.cfg[task]["teachers"]["original"].get("arch")
+
     def method_tasks(self, method: str) -> list[str]:
         return self.methods[method]
 

@@ -60,6 +60,11 @@ TEACHER = section({
     # SAGAN (unconditional tasks): D learning rate (TTUR), Adam betas, GCC's BN-scale L1 (sparsity pre-training)
     "lr_d": POSITIVE, "beta1": number(minimum=0, exclusive_maximum=1), "beta2": number(minimum=0, exclusive_maximum=1),
     "bn_l1": NONNEG,
+    # StyleGAN2 (arch stylegan2): generator/discriminator widths, rosinality's regularisers, mixing, EMA
+    "n_mlp": integer(1), "channel_multiplier": integer(1), "channel_max": integer(1), "lr_mlp": POSITIVE,
+    "r1": NONNEG, "d_reg_every": integer(0), "g_reg_every": integer(0), "path_regularize": NONNEG,
+    "path_batch_shrink": integer(1), "path_decay": number(exclusive_minimum=0, maximum=1),
+    "mixing": FRACTION, "ema_decay": number(minimum=0, maximum=1),
 }, required=False)
 
 

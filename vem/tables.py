@@ -27,7 +27,8 @@ from .utils import atomic_write_text
 TITLES = {
     1: "Table 1: pix2pix (U-Net) compression on the paired tasks",
     2: "Table 2: CycleGAN (ResNet) compression on the unpaired tasks",
-    3: "Table 3: unconditional GAN compression (SAGAN: Original, Slimming, GCC, GCC + VEM)",
+    3: "Table 3: unconditional GAN compression (SAGAN: Original, Slimming, GCC, GCC + VEM; StyleGAN2: Original, "
+       "CAGC, CAGC + VEM)",
     4: "Table 4: mutual-information add-ons (none / VID / CRD / VEM) per method and task",
     5: "Table 5: sensitivity to lambda_MI (labels -> scene task)",
 }

@@ -36,6 +36,7 @@ class GCC(Method):
     title = "GCC"
     config_file = Path(__file__).with_name("config.yaml")
     distill_keys = ("lambda_content", "lambda_gram", "lambda_l1")   # the hinge GAN term stays
+    originals = ("sagan",)
     schema = section({
         "pretrain": TEACHER, "target_macs": number(exclusive_minimum=0), "tolerance": NONNEG,
         "max_bisection_steps": integer(1),

@@ -13,6 +13,7 @@ fmnist_sneaker2boot               Horse -> Zebra      sneaker -> ankle boot, unp
 fmnist_pullover2coat              Summer -> Winter    pullover -> coat, unpaired; FD vs real coats
 fmnist_uncond                     CelebA (SAGAN)      unconditional: z ~ N(0, I) (128-d) -> any Fashion-MNIST
                                                       item; FD vs all real test images
+fmnist_uncond_sg2                 FFHQ (StyleGAN2)    the same data and latents; its Original is a StyleGAN2
 ================================  ==================  =========================================================
 
 Unconditional tasks (kind ``unconditional``): the generator's input is a latent z of ``in_channels`` (z_dim)
@@ -70,6 +71,8 @@ TASKS: dict[str, TaskSpec] = {t.id: t for t in [
              "pullover -> coat (unpaired)"),
     TaskSpec("fmnist_uncond", "mini", "celeba", "unconditional", "fd", "fd_fmnist", 128, 1, 32,
              "z ~ N(0, I) -> a Fashion-MNIST item (unconditional, all classes)"),
+    TaskSpec("fmnist_uncond_sg2", "mini", "ffhq", "unconditional", "fd", "fd_fmnist", 128, 1, 32,
+             "z ~ N(0, I) -> a Fashion-MNIST item (unconditional, all classes), StyleGAN2's task"),
     TaskSpec("edges2shoes", "paper", "edges2shoes", "paired", "fd", "fid_inception", 3, 3, 256, "edges2shoes-r, AtoB"),
     TaskSpec("cityscapes", "paper", "cityscapes", "paired", "miou", "miou_drn", 3, 3, 256,
              "Cityscapes labels -> photo (BtoA)"),
@@ -167,7 +170,7 @@ def build_task(task_id: str, fm: dict[str, np.ndarray], seed: int = 0) -> dict[s
         tr_idx, val_idx = _split_val(len(b_tr), rng)
         for split, b in (("train", b_tr[tr_idx]), ("val", b_tr[val_idx]), ("test", b_te)):
             out[f"{split}_A"], out[f"{split}_B"] = canny_edges(b), b
-    elif task_id == "fmnist_uncond":
+    elif task_id in ("fmnist_uncond", "fmnist_uncond_sg2"):
         x = _pad32(tr_x)
         tr_idx, val_idx = _split_val(len(x), rng)
         out["train_B"], out["val_B"], out["test_B"] = x[tr_idx], x[val_idx], _pad32(te_x)

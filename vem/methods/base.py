@@ -72,6 +72,12 @@ class Method:
     # combined with the MI add-ons (Table 4, dose-response, control, tuning); False: runs without one only
     # (a baseline row such as Slimming)
     combines_addons: ClassVar[bool] = True
+    # the backbones of the Original it compresses (empty: any); ``methods: {m: all}`` skips other tasks
+    originals: ClassVar[tuple[str, ...]] = ()
+
+    def compresses(self, arch: str | None) -> bool:
+        """Whether it compresses an Original of backbone ``arch`` (``originals``; empty: any)."""
+        return not self.originals or arch in self.originals
 
     def stages(self, cfg: dict) -> tuple[Stage, ...]:
         """The stages for a resolved configuration (``cfg["kind"]``, ``cfg[<id>]``), in order."""

@@ -9,7 +9,8 @@ Paper names: ``unet_256`` = unet(num_downs=8), ``unet_deepest_256`` = unet_deepe
 ``resnet_9blocks`` = resnet(n_blocks=9), ``mobile_resnet_9blocks`` = mobile_resnet(n_blocks=9),
 ``inception_9blocks`` = inception(n_blocks=9) (CAT), ``super_mobile_resnet_9blocks`` /
 ``sub_mobile_resnet_9blocks`` = slimmable_mobile_resnet(n_blocks=9) at the supernet's / a sub-network's
-``channels`` (GAN-Compression), ``sagan_64`` = sagan(image_size=64) (GCC's SAGAN; input z as z_dim x 1 x 1).
+``channels`` (GAN-Compression), ``sagan_64`` = sagan(image_size=64) (GCC's SAGAN; input z as z_dim x 1 x 1),
+``stylegan2_256`` = stylegan2(image_size=256) (CAGC's FFHQ generator: style_dim 512, 8 MLP layers, multiplier 2).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .generators import ResnetGenerator, UnetGenerator
 from .inception import InceptionGenerator
 from .sagan import SAGANGenerator
 from .slimmable import SlimmableMobileResnet
+from .stylegan2 import StyleGAN2Generator
 
 
 def unet(in_nc: int = 3, out_nc: int = 3, ngf: int = 64, num_downs: int = 8, norm: str = "batch",
@@ -66,8 +68,14 @@ def sagan(in_nc: int = 128, out_nc: int = 3, ngf: int = 64, image_size: int = 64
     return SAGANGenerator(in_nc, out_nc, ngf, image_size, widths)
 
 
+def stylegan2(in_nc: int = 512, out_nc: int = 3, image_size: int = 256, n_mlp: int = 8, channel_multiplier: int = 2,
+              channel_max: int = 512, net_shape: list | None = None, lr_mlp: float = 0.01) -> nn.Module:
+    """StyleGAN2's generator; ``in_nc`` is the latent (= style) size, ``net_shape`` a pruned one's widths."""
+    return StyleGAN2Generator(in_nc, out_nc, image_size, n_mlp, channel_multiplier, channel_max, net_shape, lr_mlp)
+
+
 BACKBONES = {f.__name__: f for f in (unet, unet_deepest, resnet, mobile_resnet, mobile_deepest_resnet, inception,
-                                     slimmable_mobile_resnet, sagan)}
+                                     slimmable_mobile_resnet, sagan, stylegan2)}
 
 PAPER_MODELS = {
     "unet_256": ("unet", {"num_downs": 8}),
@@ -78,6 +86,7 @@ PAPER_MODELS = {
     "inception_9blocks": ("inception", {"n_blocks": 9}),
     "super_mobile_resnet_9blocks": ("slimmable_mobile_resnet", {"n_blocks": 9}),
     "sagan_64": ("sagan", {"image_size": 64}),
+    "stylegan2_256": ("stylegan2", {"image_size": 256}),
 }
 
 

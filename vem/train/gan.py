@@ -6,7 +6,8 @@ decay, GAN mode, reconstruction / identity weights, discriminator, image pool, `
 pix2pix (G + conditional PatchGAN, GAN loss + L1 to the ground truth) on paired tasks, CycleGAN (G_A, G_B,
 D_A, D_B, cycle + identity losses, image pools) on unpaired ones, SAGAN (G(z) + the SAGAN discriminator,
 hinge loss, TTUR: ``lr`` for G, ``lr_d`` for D, Adam betas ``(beta1, beta2)``; optionally GCC's L1 on the
-generator's BN scales, ``bn_l1``) on unconditional ones. The checkpoint holds the final generator
+generator's BN scales, ``bn_l1``) or StyleGAN2 (``arch: stylegan2``: rosinality's recipe, see
+``vem.train.stylegan``; the checkpoint holds the EMA generator) on unconditional ones. The checkpoint holds the final generator
 (A -> B), a snapshot of it with its held-out val metric every ``snapshot_every`` iterations and the
 iteration of the best one (``best_iter``, see :func:`best_snapshot`); with
 ``keep_discriminator`` the snapshots (and the checkpoint) also hold the discriminator that judges its
@@ -24,7 +25,9 @@ import torch.nn.functional as F
 from ..losses import gan_loss
 from ..models import NLayerDiscriminator, build, from_config, init_weights
 from ..models.sagan import SAGANDiscriminator
+from ..models.stylegan2 import StyleGAN2Discriminator
 from ..utils import seed_all
+from . import stylegan as sg
 from .loop import Loop, check_finite, snapshot_weights
 
 
@@ -90,7 +93,8 @@ def train_teacher(t: dict, data, seed: int, make_scorer, resumer=None, keep_disc
     spec = data.spec
     gen_rec = from_config(t, spec.in_channels, spec.out_channels, image_size=spec.size)
     if spec.kind == "unconditional":
-        return train_sagan(t, gen_rec, data, seed, make_scorer, resumer, keep_discriminator, desc)
+        recipe = train_stylegan2 if gen_rec["backbone"] == "stylegan2" else train_sagan
+        return recipe(t, gen_rec, data, seed, make_scorer, resumer, keep_discriminator, desc)
     if t.get("bn_l1"):
         raise ValueError(f"bn_l1 (GCC's sparsity pre-training) applies to SAGAN teachers only, not to {spec.kind} "
                          "tasks")
@@ -255,3 +259,77 @@ def train_sagan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
     loop = Loop(f"SAGAN {desc} {spec.id}", t["iters"], {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, gen,
                 resumer=resumer, eval_every=t["snapshot_every"], score=lambda: {"val": scorer(G)}, snapshot=snap)
     return _finish(G, gen_rec, D, d_rec, loop.run(step), keep_d, scorer)
+
+
+def stylegan2_discriminator_record(t: dict, spec) -> dict:
+    return {"in_nc": spec.out_channels, "size": spec.size, "channel_multiplier": t["channel_multiplier"],
+            "channel_max": t["channel_max"]}
+
+
+def train_stylegan2(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
+    """rosinality's StyleGAN2 recipe (CAGC's full model): per iteration one batch of (real image, its
+    latent); a D step (logistic) with R1 every ``d_reg_every``, a G step (non-saturating) with the
+    path-length term every ``g_reg_every``, each on freshly mixed styles (``mixing``) and fresh noise;
+    the EMA generator (``ema_decay`` per iteration) is the one scored, snapshotted and kept, beside the final
+    discriminator."""
+    import copy
+
+    spec = data.spec
+    if t["init"] != "default":
+        raise ValueError(f"StyleGAN2 keeps its own N(0, 1) init with equalised learning rate; init must be "
+                         f"'default', got {t['init']!r}")
+    G = build(gen_rec)
+    g_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    d_rec = stylegan2_discriminator_record(t, spec)
+    D = StyleGAN2Discriminator(**d_rec)
+    opt_g = sg.lazy_adam(G.parameters(), t["lr"], t["g_reg_every"])
+    opt_d = sg.lazy_adam(D.parameters(), t["lr"], t["d_reg_every"])
+    path = sg.PathLength(t["path_decay"])
+    za, xb = data.tensor("train", "A"), data.tensor("train", "B")
+    gen = torch.Generator().manual_seed(seed)
+    scorer = make_scorer()
+    batch = t["batch"]
+    if batch % min(batch, D.stddev_group):
+        raise ValueError(f"StyleGAN2's minibatch-stddev layer needs a batch divisible by 4, got batch {batch}")
+
+    def step(it):
+        idx = data.batch_indices(gen, batch, side="B")
+        z, real = za[idx], xb[idx]
+        stats = {}
+        with torch.no_grad():
+            fake = G.synthesis(sg.mixed_latents(G, z, t["mixing"], gen)[0])
+        loss_d = sg.d_logistic(D(real), D(fake))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if t["d_reg_every"] and it % t["d_reg_every"] == 0:
+            r1 = sg.r1_penalty(D, real)
+            opt_d.zero_grad(set_to_none=True)
+            (t["r1"] / 2 * r1 * t["d_reg_every"]).backward()
+            opt_d.step()
+            stats["r1"] = r1.item()
+        D.requires_grad_(False)
+        fake = G.synthesis(sg.mixed_latents(G, z, t["mixing"], gen)[0])
+        loss_g = sg.g_nonsaturating(D(fake))
+        check_finite(loss_g, "StyleGAN2 generator loss", it)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        if t["g_reg_every"] and it % t["g_reg_every"] == 0:
+            n = max(1, batch // t["path_batch_shrink"])
+            latent = sg.mixed_latents(G, z[:n], t["mixing"], gen)[0]
+            penalty, lengths = path(G, latent)
+            opt_g.zero_grad(set_to_none=True)
+            (t["path_regularize"] * t["g_reg_every"] * penalty).backward()
+            opt_g.step()
+            stats.update(path_penalty=penalty.item(), path_length=lengths.mean().item())
+        D.requires_grad_(True)
+        sg.ema_update(g_ema, G, t["ema_decay"])
+        return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), **stats}
+
+    snap = snapshot_weights(state_dict=g_ema, **({"d_state_dict": D} if keep_d else {}))
+    state = {"G": G, "g_ema": g_ema, "D": D, "opt_g": opt_g, "opt_d": opt_d, "path": path}
+    loop = Loop(f"StyleGAN2 {desc} {spec.id}", t["iters"], state, gen, resumer=resumer,
+                eval_every=t["snapshot_every"], score=lambda: {"val": scorer(g_ema)}, snapshot=snap)
+    # the discriminator is always kept: CAGC starts its own from the Original's (snapshots: on request)
+    return _finish(g_ema, gen_rec, D, d_rec, loop.run(step), True, scorer)

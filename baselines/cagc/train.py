@@ -1,0 +1,216 @@
+"""CAGC's stages on StyleGAN2 (``prune``, ``distill``; see ``baselines.cagc``).
+
+Channel groups: a StyleGAN2 generator's ``net_shape`` lists the width of every map of its synthesis chain.
+Group 0 (the constant) is read by ``conv1``, group k (1 .. n - 2) by styled conv k - 1, the last group by the
+last ToRGB; each group's channel score comes from the weight of the layer that reads it (per input channel).
+Pruning a group removes those input channels of its reader (and their modulation rows) and the output
+channels of the layer that writes it (with their biases); the rest is copied.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from vem.losses import lpips
+from vem.metrics.cost import count_macs, count_macs_cagc
+from vem.mi import NonFiniteError, gradient_probe
+from vem.models import build, load_generator, record
+from vem.models.stylegan2 import StyleGAN2Discriminator
+from vem.train import check_finite, snapshot_weights
+from vem.train import stylegan as sg
+from vem.utils import seed_all
+
+
+# ---- content of interest and the content-aware score -----------------------------------------------------
+def content_mask(img: torch.Tensor, c: dict) -> torch.Tensor:
+    """B x 1 x H x W in {0, 1}: the content of interest of images in [-1, 1]. ``ink``: a pixel whose value
+    as uint8 exceeds ``c['ink']`` in any channel (the rule by which the scenes' items are labelled)."""
+    if c["content"] != "ink":
+        raise ValueError(f"content {c['content']!r} is not available at this scale (mini: ink)")
+    return (((img + 1) / 2 * 255) > c["ink"]).any(1, keepdim=True).to(img.dtype)
+
+
+def salt_and_pepper_loss(img: torch.Tensor, mask: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
+    """CAGC's score loss: inside ``mask`` each pixel with probability ``prob`` set to +-1 (random sign, every
+    channel); sum |noisy - img| - only the noised pixels carry a gradient."""
+    b, _, h, w = img.shape
+    hit = (torch.rand(b, 1, h, w, generator=gen) < prob).to(img.dtype) * mask
+    sign = torch.randint(0, 2, (b, 1, h, w), generator=gen).to(img.dtype) * 2 - 1
+    noisy = torch.where(hit.bool().expand_as(img), sign.expand_as(img), img.detach())
+    return (noisy - img).abs().sum()
+
+
+def group_readers(G) -> list:
+    """The modulated conv that reads each channel group, in ``net_shape`` order."""
+    return [G.conv1.conv, *[c.conv for c in G.convs], G.to_rgbs[-1].conv]
+
+
+def channel_scores(G, z: torch.Tensor, c: dict, gen: torch.Generator) -> list[torch.Tensor]:
+    """Per group, the summed over batches mean |dL/dW| of its reader's weight over (out, k, k)."""
+    readers = group_readers(G)
+    scores = [torch.zeros(r.weight.shape[1], dtype=torch.float64) for r in readers]
+    for start in range(0, len(z), c["score_batch"]):
+        G.zero_grad(set_to_none=True)
+        img = G(z[start:start + c["score_batch"]], noise="random")
+        loss = salt_and_pepper_loss(img, content_mask(img.detach(), c), c["noise_prob"], gen)
+        loss.backward()
+        for s, r in zip(scores, readers):
+            s += r.weight.grad.abs().mean((0, 2, 3)).double()
+    G.zero_grad(set_to_none=True)
+    return scores
+
+
+def kept_channels(scores: list[torch.Tensor], ratio: float) -> list[list[int]]:
+    """Per group, the indices (ascending) of the channels kept: all but the int(ratio x n) lowest-scoring."""
+    keep = []
+    for s in scores:
+        n_keep = len(s) - int(ratio * len(s))
+        keep.append(sorted(torch.argsort(s, descending=True, stable=True)[:n_keep].tolist()))
+    return keep
+
+
+def pruned_generator(G, kwargs: dict, keep: list[list[int]]):
+    """A generator of widths ``len(keep[g])`` holding G's weights of the kept channels, and its record
+    (``kwargs``: G's backbone arguments)."""
+    rec = record("stylegan2", **{**kwargs, "net_shape": [len(k) for k in keep]})
+    P = build(rec).to(G.const.dtype)
+    idx = [torch.tensor(k, dtype=torch.long) for k in keep]
+    sd = {k: v.clone() for k, v in G.state_dict().items()}
+    out = dict(sd)
+    out["const"] = sd["const"][:, idx[0]]
+
+    def styled(prefix, i_in, i_out, rgb=False):
+        w = sd[f"{prefix}.conv.weight"][:, idx[i_in]]
+        out[f"{prefix}.conv.weight"] = w if rgb else w[idx[i_out]]
+        out[f"{prefix}.conv.affine.weight"] = sd[f"{prefix}.conv.affine.weight"][idx[i_in]]
+        out[f"{prefix}.conv.affine.bias"] = sd[f"{prefix}.conv.affine.bias"][idx[i_in]]
+        if not rgb:
+            out[f"{prefix}.bias"] = sd[f"{prefix}.bias"][idx[i_out]]
+
+    styled("conv1", 0, 1)
+    styled("to_rgb1", 1, None, rgb=True)
+    for i in range(len(G.convs)):
+        styled(f"convs.{i}", 1 + i, 2 + i)
+    for j in range(len(G.to_rgbs)):
+        styled(f"to_rgbs.{j}", 3 + 2 * j, None, rgb=True)
+    P.load_state_dict(out, strict=True)
+    return P, rec
+
+
+def prune(ctx) -> tuple[dict, list]:
+    """Content-aware scores of the Original's (EMA) generator, the lowest ``prune_ratio`` of each group removed."""
+    c, spec = ctx.section, ctx.spec
+    seed_all(ctx.seed)
+    orig = ctx.load("original")
+    G = load_generator(orig)
+    gen = torch.Generator().manual_seed(ctx.seed)
+    z = torch.randn(c["n_sample"], spec.in_channels, generator=gen)
+    scores = channel_scores(G, z, c, gen)
+    keep = kept_channels(scores, c["prune_ratio"])
+    P, rec = pruned_generator(G, orig["generator"]["kwargs"], keep)
+    rows = []
+    for g, (s, k) in enumerate(zip(scores, keep)):
+        dropped = [i for i in range(len(s)) if i not in set(k)]
+        rows.append({"group": g, "width": len(s), "kept": len(k), "score_kept_mean": float(s[k].mean()),
+                     "score_dropped_mean": float(s[dropped].mean()) if dropped else float("nan")})
+    ck = {"generator": rec, "state_dict": P.state_dict(), "keep": keep, "scores": [s.tolist() for s in scores],
+          "macs_cagc": count_macs_cagc(P), "original_macs_cagc": count_macs_cagc(G),
+          "macs_harness": count_macs(P, spec.in_channels, spec.input_size),
+          "params": sum(p.numel() for p in P.parameters())}
+    return ck, rows
+
+
+# ---- distill --------------------------------------------------------------------------------------------
+def distill(ctx) -> tuple[dict, list]:
+    spec, c, seed, data = ctx.spec, ctx.section, ctx.seed, ctx.data
+    seed_all(seed)
+    orig = ctx.load("original")
+    if "discriminator" not in orig:
+        raise ValueError("cagc distill starts from the Original's discriminator; its checkpoint holds none "
+                         "(a StyleGAN2 Original trained here keeps it; an imported one needs its 'd')")
+    teacher = load_generator(orig).eval().requires_grad_(False)
+    pruned = ctx.load("prune")
+    student = load_generator(pruned).train()
+    s_ema = copy.deepcopy(student).eval().requires_grad_(False)
+    D = StyleGAN2Discriminator(**orig["discriminator"]["kwargs"])
+    D.load_state_dict(orig["discriminator"]["state_dict"])
+    perceptual = ctx.perceptual()
+    scorer = ctx.scorer()
+    addon = ctx.build_addon(spec.out_channels, spec.size, data.n("train", "A"))
+    opt_g = sg.lazy_adam(list(student.parameters()) + addon.student_parameters(), c["lr"], c["g_reg_every"])
+    opt_d = sg.lazy_adam(D.parameters(), c["lr"], c["d_reg_every"])
+    path = sg.PathLength(c["path_decay"])
+    gen = torch.Generator().manual_seed(seed)
+    za, xb = data.tensor("train", "A"), data.tensor("train", "B")
+    batch = c["batch"]
+
+    def step(it):
+        idx = data.batch_indices(gen, batch, side="B")
+        z, real = za[idx], xb[idx]
+        stats = {}
+        # D (logistic, lazy R1): the Original's discriminator against the student
+        with torch.no_grad():
+            fake = student.synthesis(sg.mixed_latents(student, z, c["mixing"], gen)[0])
+        loss_d = sg.d_logistic(D(real), D(fake))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if c["d_reg_every"] and it % c["d_reg_every"] == 0:
+            r1 = sg.r1_penalty(D, real)
+            opt_d.zero_grad(set_to_none=True)
+            (c["r1"] / 2 * r1 * c["d_reg_every"]).backward()
+            opt_d.step()
+            stats["r1"] = r1.item()
+        # G: non-saturating + content-aware KD (+ the add-on), the same latents and mixing for the teacher
+        D.requires_grad_(False)
+        z2, index = sg.draw_mixing(z, c["mixing"], student.n_latent, gen)
+        s_img = student.synthesis(sg.styles(student, z, z2, index))
+        with torch.no_grad():
+            t_img = teacher.synthesis(sg.styles(teacher, z, z2, index), noise="random")
+            mask = content_mask(t_img, c)
+        adv = sg.g_nonsaturating(D(s_img))
+        l1 = F.l1_loss(s_img * mask, t_img * mask)
+        lp = lpips(perceptual.taps(s_img * mask), perceptual.taps(t_img * mask)).mean()
+        loss = adv + c["lambda_l1"] * l1 + c["lambda_lpips"] * lp
+        mi = s_img.new_zeros(())
+        if ctx.addon != "none":
+            try:
+                stats.update(addon.fit_step(t_img, s_img.detach(), idx))
+                mi = addon.loss(t_img, s_img, idx)
+            except NonFiniteError as e:
+                raise NonFiniteError(f"{e} (at student iteration {it}; the run is stopped, no metrics are "
+                                     "written)") from None
+            if ctx.probe_due(it):
+                stats.update(gradient_probe(loss, mi, s_img, student.parameters(), t_img))
+        total = loss + mi
+        check_finite(total, "student loss", it)
+        opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        opt_g.step()
+        if c["g_reg_every"] and it % c["g_reg_every"] == 0:
+            n = max(1, batch // c["path_batch_shrink"])
+            penalty, lengths = path(student, sg.mixed_latents(student, z[:n], c["mixing"], gen)[0])
+            opt_g.zero_grad(set_to_none=True)
+            (c["path_regularize"] * c["g_reg_every"] * penalty).backward()
+            opt_g.step()
+            stats.update(path_penalty=penalty.item(), path_length=lengths.mean().item())
+        D.requires_grad_(True)
+        sg.ema_update(s_ema, student, c["ema_decay"])
+        stats.update(d_loss=loss_d.item(), gan_loss=adv.item(), kd_l1=l1.item(), kd_lpips=lp.item(),
+                     content_fraction=float(mask.mean()), distill_loss=loss.item(), mi_loss=float(mi.detach()))
+        return stats
+
+    state = {"student": student, "s_ema": s_ema, "D": D, "addon": addon, "opt_g": opt_g, "opt_d": opt_d,
+             "path": path}
+    loop = ctx.loop(f"{ctx.method}+{ctx.addon} {spec.id} seed {seed}", c["iters"], state, gen,
+                    eval_every=c["eval_every"], score=lambda: {"val": scorer(s_ema)},
+                    snapshot=snapshot_weights(state_dict=s_ema) if ctx.keep_snapshots else None)
+    res = loop.run(step)
+    ck = {"generator": pruned["generator"], "state_dict": s_ema.state_dict(), "iters": c["iters"],
+          "macs_cagc": count_macs_cagc(s_ema), "net_shape": list(s_ema.net_shape), "resumed_from": res.resumed_from}
+    if ctx.keep_snapshots:
+        ck["snapshots"] = res.snapshots
+    return ck, res.curve
