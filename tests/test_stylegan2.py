@@ -8,8 +8,15 @@ import torch
 from tests import stylegan2_reference as ref
 from vem.metrics.cost import count_macs_cagc
 from vem.models import build, record
-from vem.models.stylegan2 import (StyleGAN2Discriminator, StyleGAN2Generator, default_net_shape, from_rosinality,
-                                  generator_kwargs, upfirdn2d, blur_kernel)
+from vem.models.stylegan2 import (
+    StyleGAN2Discriminator,
+    StyleGAN2Generator,
+    blur_kernel,
+    default_net_shape,
+    from_rosinality,
+    generator_kwargs,
+    upfirdn2d,
+)
 
 
 def _generator_from(sd):

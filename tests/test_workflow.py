@@ -60,15 +60,19 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
     # OMGD: tasks x addons x seeds; CAT and GAN-Compression: sneaker2boot only; the tuning: per method and tuning
     # task (OMGD 2, CAT 1) 3 add-ons x 4 trials on seed 100 (table 4's tuned runs follow once the tune checkpoint
     # has chosen)
-    # + GCC on fmnist_uncond (4 add-ons x 3 seeds) and Slimming there (no add-on, 3 seeds)
-    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3 + 4 * 3 + (2 + 1) * 3 * 4 + 4 * 3 + 3
+    # + GCC on fmnist_uncond (4 add-ons x 3 seeds) and Slimming there (no add-on, 3 seeds), CAGC on
+    # fmnist_uncond_sg2 (4 add-ons x 3 seeds); GCC and Slimming skip fmnist_uncond_sg2 (its Original is a StyleGAN2)
+    assert int(jobs["compress"]) == 4 * 4 * 3 + 4 * 3 + 4 * 3 + (2 + 1) * 3 * 4 + 4 * 3 + 3 + 4 * 3
     assert int(jobs["tune"]) == 2 and int(jobs["tuned_runs"]) == 2 and int(jobs["render_table"]) == 1
     assert "results/runs/fmnist_edges2shoes/omgd/vem_lam0.1/seed100/student.pt" in out        # trial 0
     assert re.search(r"results/runs/fmnist_sneaker2boot/cat/crd_lam[0-9.]+\+t3/seed100/curve\.csv", out)
     # OMGD's shared stages: the online teachers per paired task x seed (+ the tuning seed on edges2shoes), the
     # CycleGAN teacher per unpaired task; CAT's teacher and prune on sneaker2boot; GAN-Compression's supernet
     # and search per run (its add-on trains with the supernet)
-    assert int(jobs["method_stage"]) == 2 * 3 + 1 + 2 + 2 + 4 * 3 * 2 + 2 + 2   # + GCC's, Slimming's pretrain, prune
+    # + GCC's, Slimming's pretrain, prune, CAGC's prune
+    assert int(jobs["method_stage"]) == 2 * 3 + 1 + 2 + 2 + 4 * 3 * 2 + 2 + 2 + 1
+    assert "results/runs/fmnist_uncond_sg2/cagc/shared/prune.pt" in out
+    assert "results/runs/fmnist_uncond_sg2/gcc" not in out and "results/runs/fmnist_uncond/cagc" not in out
     gc = "results/runs/fmnist_sneaker2boot/gan_compression"
     assert "--stage supernet --seed 2 --addon vem --lambda-mi 0.1 --input original=" in out
     assert f"--stage search --seed 1 --addon none --input supernet={gc}/none_lam0/seed1/supernet.pt" in out

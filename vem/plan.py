@@ -96,7 +96,8 @@ class Plan:
                 raise ConfigError(f"unknown method {m!r}; registered: {', '.join(known) or 'none'}")
             kinds, method = method_kinds(m, self.scale), get_method(m)
             if tasks == "all":
-                out[m] = [t for t in self.tasks if get_task(t).kind in kinds and method.compresses(self.original_arch(t))]
+                out[m] = [t for t in self.tasks
+                          if get_task(t).kind in kinds and method.compresses(self.original_arch(t))]
                 continue
             for t in tasks:
                 if t not in self.tasks:

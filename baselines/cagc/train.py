@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from vem.losses import lpips
 from vem.metrics.cost import count_macs, count_macs_cagc
-from vem.mi import NonFiniteError, gradient_probe
 from vem.models import build, load_generator, record
 from vem.models.stylegan2 import StyleGAN2Discriminator
 from vem.train import check_finite, snapshot_weights
@@ -145,25 +144,14 @@ def distill(ctx) -> tuple[dict, list]:
     path = sg.PathLength(c["path_decay"])
     gen = torch.Generator().manual_seed(seed)
     za, xb = data.tensor("train", "A"), data.tensor("train", "B")
-    batch = c["batch"]
 
     def step(it):
-        idx = data.batch_indices(gen, batch, side="B")
+        idx = data.batch_indices(gen, c["batch"], side="B")
         z, real = za[idx], xb[idx]
-        stats = {}
         # D (logistic, lazy R1): the Original's discriminator against the student
         with torch.no_grad():
             fake = student.synthesis(sg.mixed_latents(student, z, c["mixing"], gen)[0])
-        loss_d = sg.d_logistic(D(real), D(fake))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        if c["d_reg_every"] and it % c["d_reg_every"] == 0:
-            r1 = sg.r1_penalty(D, real)
-            opt_d.zero_grad(set_to_none=True)
-            (c["r1"] / 2 * r1 * c["d_reg_every"]).backward()
-            opt_d.step()
-            stats["r1"] = r1.item()
+        stats = sg.d_step(D, opt_d, real, fake, c, it)
         # G: non-saturating + content-aware KD (+ the add-on), the same latents and mixing for the teacher
         D.requires_grad_(False)
         z2, index = sg.draw_mixing(z, c["mixing"], student.n_latent, gen)
@@ -175,31 +163,17 @@ def distill(ctx) -> tuple[dict, list]:
         l1 = F.l1_loss(s_img * mask, t_img * mask)
         lp = lpips(perceptual.taps(s_img * mask), perceptual.taps(t_img * mask)).mean()
         loss = adv + c["lambda_l1"] * l1 + c["lambda_lpips"] * lp
-        mi = s_img.new_zeros(())
-        if ctx.addon != "none":
-            try:
-                stats.update(addon.fit_step(t_img, s_img.detach(), idx))
-                mi = addon.loss(t_img, s_img, idx)
-            except NonFiniteError as e:
-                raise NonFiniteError(f"{e} (at student iteration {it}; the run is stopped, no metrics are "
-                                     "written)") from None
-            if ctx.probe_due(it):
-                stats.update(gradient_probe(loss, mi, s_img, student.parameters(), t_img))
+        mi, mi_stats = ctx.mi_term(addon, t_img, s_img, idx, it, loss, student.parameters())
+        stats.update(mi_stats)
         total = loss + mi
         check_finite(total, "student loss", it)
         opt_g.zero_grad(set_to_none=True)
         total.backward()
         opt_g.step()
-        if c["g_reg_every"] and it % c["g_reg_every"] == 0:
-            n = max(1, batch // c["path_batch_shrink"])
-            penalty, lengths = path(student, sg.mixed_latents(student, z[:n], c["mixing"], gen)[0])
-            opt_g.zero_grad(set_to_none=True)
-            (c["path_regularize"] * c["g_reg_every"] * penalty).backward()
-            opt_g.step()
-            stats.update(path_penalty=penalty.item(), path_length=lengths.mean().item())
+        stats.update(sg.path_step(student, path, opt_g, z, c, it, gen))
         D.requires_grad_(True)
         sg.ema_update(s_ema, student, c["ema_decay"])
-        stats.update(d_loss=loss_d.item(), gan_loss=adv.item(), kd_l1=l1.item(), kd_lpips=lp.item(),
+        stats.update(gan_loss=adv.item(), kd_l1=l1.item(), kd_lpips=lp.item(),
                      content_fraction=float(mask.mean()), distill_loss=loss.item(), mi_loss=float(mi.detach()))
         return stats
 

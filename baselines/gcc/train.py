@@ -15,7 +15,6 @@ from torch import nn
 
 from vem.losses import gan_loss
 from vem.metrics.cost import count_macs, count_macs_thop_legacy
-from vem.mi import NonFiniteError, gradient_probe
 from vem.models import build, init_weights, load_generator, record
 from vem.models.sagan import SAGANDiscriminator
 from vem.train import best_snapshot, check_finite, snapshot_weights, train_teacher
@@ -211,7 +210,7 @@ def distill(ctx) -> tuple[dict, list]:
     def step(it):
         idx = data.batch_indices(gen, c["batch"], side="B")
         z, real = za[idx], xb[idx]
-        stats = {}
+        stats, t_img = {}, None      # Slimming: no teacher image (and no add-on)
         # (a) the online teacher's own D and G steps on the same batch; its maps are snapshotted
         if online:
             t_img, t_gtaps = G_t.forward_taps(z)
@@ -251,16 +250,8 @@ def distill(ctx) -> tuple[dict, list]:
         loss = adv + c["lambda_content"] * content + c["lambda_gram"] * style
         if c["lambda_l1"]:
             loss = loss + c["lambda_l1"] * F.l1_loss(s_img, t_img)
-        mi = s_img.new_zeros(())
-        if ctx.addon != "none":
-            try:
-                stats.update(addon.fit_step(t_img, s_img.detach(), idx))
-                mi = addon.loss(t_img, s_img, idx)
-            except NonFiniteError as e:
-                raise NonFiniteError(f"{e} (at student iteration {it}; the run is stopped, no metrics are "
-                                     "written)") from None
-            if ctx.probe_due(it):
-                stats.update(gradient_probe(loss, mi, s_img, student.parameters(), t_img))
+        mi, mi_stats = ctx.mi_term(addon, t_img, s_img, idx, it, loss, student.parameters())
+        stats.update(mi_stats)
         total = loss + mi
         check_finite(total, "student loss", it)
         opt_g.zero_grad(set_to_none=True)

@@ -78,6 +78,24 @@ class StageContext:
         k = self.cfg["addon"]["probe_every"]
         return self.addon != "none" and k > 0 and it % k == 0
 
+    def mi_term(self, addon, positive, s, idx, it: int, loss, params, what: str = "student"):
+        """The add-on's part of one iteration: its own ``fit_step`` on (positive, s detached), its loss term on
+        s, and the gradient probe when due (``loss`` = the method's own loss, ``params`` the student's);
+        (mi, stats). For 'none': (0, {}). A non-finite value stops the run, naming the iteration."""
+        from ..mi import NonFiniteError, gradient_probe
+
+        if self.addon == "none":
+            return s.new_zeros(()), {}
+        try:
+            stats = dict(addon.fit_step(positive, s.detach(), idx))
+            mi = addon.loss(positive, s, idx)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"{e} (at {what} iteration {it}; the run is stopped, no metrics are "
+                                 "written)") from None
+        if self.probe_due(it):
+            stats.update(gradient_probe(loss, mi, s, params, positive))
+        return mi, stats
+
     def loop(self, desc: str, total: int, state: dict, rng, **kw):
         """A :class:`vem.train.Loop` that saves to and resumes from this stage's resume file."""
         from ..train import Loop

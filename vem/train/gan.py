@@ -7,9 +7,9 @@ pix2pix (G + conditional PatchGAN, GAN loss + L1 to the ground truth) on paired 
 D_A, D_B, cycle + identity losses, image pools) on unpaired ones, SAGAN (G(z) + the SAGAN discriminator,
 hinge loss, TTUR: ``lr`` for G, ``lr_d`` for D, Adam betas ``(beta1, beta2)``; optionally GCC's L1 on the
 generator's BN scales, ``bn_l1``) or StyleGAN2 (``arch: stylegan2``: rosinality's recipe, see
-``vem.train.stylegan``; the checkpoint holds the EMA generator) on unconditional ones. The checkpoint holds the final generator
-(A -> B), a snapshot of it with its held-out val metric every ``snapshot_every`` iterations and the
-iteration of the best one (``best_iter``, see :func:`best_snapshot`); with
+``vem.train.stylegan``; the checkpoint holds the EMA generator) on unconditional ones. The checkpoint
+holds the final generator (A -> B), a snapshot of it with its held-out val metric every
+``snapshot_every`` iterations and the iteration of the best one (``best_iter``, see :func:`best_snapshot`); with
 ``keep_discriminator`` the snapshots (and the checkpoint) also hold the discriminator that judges its
 outputs (D of pix2pix, D_A of CycleGAN), for methods that start their own from it (CAT).
 """
@@ -295,19 +295,9 @@ def train_stylegan2(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
     def step(it):
         idx = data.batch_indices(gen, batch, side="B")
         z, real = za[idx], xb[idx]
-        stats = {}
         with torch.no_grad():
             fake = G.synthesis(sg.mixed_latents(G, z, t["mixing"], gen)[0])
-        loss_d = sg.d_logistic(D(real), D(fake))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        if t["d_reg_every"] and it % t["d_reg_every"] == 0:
-            r1 = sg.r1_penalty(D, real)
-            opt_d.zero_grad(set_to_none=True)
-            (t["r1"] / 2 * r1 * t["d_reg_every"]).backward()
-            opt_d.step()
-            stats["r1"] = r1.item()
+        stats = sg.d_step(D, opt_d, real, fake, t, it)
         D.requires_grad_(False)
         fake = G.synthesis(sg.mixed_latents(G, z, t["mixing"], gen)[0])
         loss_g = sg.g_nonsaturating(D(fake))
@@ -315,17 +305,10 @@ def train_stylegan2(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-        if t["g_reg_every"] and it % t["g_reg_every"] == 0:
-            n = max(1, batch // t["path_batch_shrink"])
-            latent = sg.mixed_latents(G, z[:n], t["mixing"], gen)[0]
-            penalty, lengths = path(G, latent)
-            opt_g.zero_grad(set_to_none=True)
-            (t["path_regularize"] * t["g_reg_every"] * penalty).backward()
-            opt_g.step()
-            stats.update(path_penalty=penalty.item(), path_length=lengths.mean().item())
+        stats.update(sg.path_step(G, path, opt_g, z, t, it, gen))
         D.requires_grad_(True)
         sg.ema_update(g_ema, G, t["ema_decay"])
-        return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), **stats}
+        return {"g_loss": loss_g.item(), **stats}
 
     snap = snapshot_weights(state_dict=g_ema, **({"d_state_dict": D} if keep_d else {}))
     state = {"G": G, "g_ema": g_ema, "D": D, "opt_g": opt_g, "opt_d": opt_d, "path": path}

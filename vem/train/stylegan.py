@@ -94,3 +94,33 @@ def ema_update(g_ema: nn.Module, g: nn.Module, decay: float) -> None:
 def lazy_adam(params, lr: float, reg_every: int, beta2: float = 0.99) -> torch.optim.Adam:
     ratio = reg_every / (reg_every + 1) if reg_every > 0 else 1.0
     return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, beta2 ** ratio))
+
+
+def d_step(D, opt_d, real: torch.Tensor, fake: torch.Tensor, c: dict, it: int) -> dict:
+    """One discriminator step (logistic) on ``real`` vs ``fake`` (detached), then R1 when ``it`` is due
+    (``c``: ``r1``, ``d_reg_every``)."""
+    loss_d = d_logistic(D(real), D(fake.detach()))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    stats = {"d_loss": loss_d.item()}
+    if c["d_reg_every"] and it % c["d_reg_every"] == 0:
+        r1 = r1_penalty(D, real)
+        opt_d.zero_grad(set_to_none=True)
+        (c["r1"] / 2 * r1 * c["d_reg_every"]).backward()
+        opt_d.step()
+        stats["r1"] = r1.item()
+    return stats
+
+
+def path_step(G, path: PathLength, opt_g, z: torch.Tensor, c: dict, it: int, gen: torch.Generator) -> dict:
+    """The lazy path-length step when ``it`` is due: on the first batch // ``path_batch_shrink`` latents of
+    ``z``, freshly mixed (``c``: ``g_reg_every``, ``path_regularize``, ``path_batch_shrink``, ``mixing``)."""
+    if not (c["g_reg_every"] and it % c["g_reg_every"] == 0):
+        return {}
+    n = max(1, len(z) // c["path_batch_shrink"])
+    penalty, lengths = path(G, mixed_latents(G, z[:n], c["mixing"], gen)[0])
+    opt_g.zero_grad(set_to_none=True)
+    (c["path_regularize"] * c["g_reg_every"] * penalty).backward()
+    opt_g.step()
+    return {"path_penalty": penalty.item(), "path_length": lengths.mean().item()}
