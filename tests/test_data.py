@@ -339,7 +339,7 @@ def test_task_ids(fm):
         assert tid in str(e.value)
     assert "'nope'" in str(e.value)
     assert T.MINI_TASKS == ["fmnist_edges2shoes", "fmnist_scenes", "fmnist_sneaker2boot", "fmnist_pullover2coat",
-                            "fmnist_uncond"]
+                            "fmnist_uncond", "fmnist_uncond_sg2"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -198,6 +198,8 @@ def test_records_rebuild_the_same_generator_from_the_checkpoint_alone(tmp_path):
             kw = {"in_nc": 1, "out_nc": 1, "channels": [4, 3, 2, 4, 3, 2, 4, 3], "n_blocks": 3}
         if name == "sagan":                      # input: a latent z (z_dim x 1 x 1)
             kw = {"in_nc": 1, "out_nc": 1, "ngf": 4, "image_size": 32}
+        if name == "stylegan2":                  # a latent z too; widths per channel group (net_shape)
+            kw = {"in_nc": 1, "out_nc": 1, "image_size": 16, "n_mlp": 1, "net_shape": [4, 3, 2, 4, 3, 2]}
         rec = record(name, **kw)
         assert rec["backbone"] == name and set(kw) <= set(rec["kwargs"])
         import inspect
@@ -208,7 +210,7 @@ def test_records_rebuild_the_same_generator_from_the_checkpoint_alone(tmp_path):
         atomic_save_torch(tmp_path / f"{name}.pt", {"generator": rec, "state_dict": G.state_dict()})
         H = load_generator(load_checkpoint(tmp_path / f"{name}.pt")).eval()
         with torch.no_grad():
-            x = torch.randn(2, 1, 1, 1) if name == "sagan" else _x()
+            x = torch.randn(2, 1, 1, 1) if name in ("sagan", "stylegan2") else _x()
             torch.testing.assert_close(H(x), G(x), rtol=0, atol=0)
     with pytest.raises(ValueError, match="no generator record"):
         load_generator({"state_dict": {}})

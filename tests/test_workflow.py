@@ -41,6 +41,10 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     ("overrides: {omgd.n_share: 5}", "omgd.n_share"),   # the mini D (n_layers_d 2) has 4 stages
     ("methods: {omgd: [fmnist_nope]}", "fmnist_nope"),
     ("overrides: {gan_compression.search.budget_macs: 1000}", "gan_compression.search.budget_macs"),
+    ("overrides: {cagc.batch: 6}", "cagc.batch"),
+    ("overrides: {teachers.original.batch: 6}", "teachers.original.batch"),    # StyleGAN2's stddev group of 4
+    ("overrides: {teachers.original.channel_max: 0}", "teachers.original.channel_max"),
+    ("methods: {gcc: [fmnist_uncond_sg2]}", "fmnist_uncond_sg2"),
     ("tasks: [fmnist_edges2shoes, fmnist_scenes]\nmethods: [omgd]\ntables: [1]\n"
      "dose_response: {tasks: [fmnist_sneaker2boot], lambdas: [1.0], addons: [vem], seeds: [0]}", "dose_response.tasks"),
 ])

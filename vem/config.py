@@ -249,6 +249,14 @@ def _check_shared(cfg: dict) -> None:
     check({k: v for k, v in cfg.items() if k not in ("task", "scale", "kind")}, SHARED_SCHEMA)
     if cfg["addon"]["positive"] == "gt" and cfg["kind"] == "unpaired":
         raise ConfigError(f"addon.positive 'gt' is impossible for the unpaired task {cfg['task']}; use 'teacher'")
+    orig = cfg["teachers"]["original"]
+    if orig.get("arch") == "stylegan2":     # what train_stylegan2 would reject, rejected before any job runs
+        if orig.get("init", "default") != "default":
+            raise ConfigError(f"teachers.original.init must be 'default' for a StyleGAN2 (its own N(0, 1) weights "
+                              f"with equalised learning rate), got {orig['init']!r}")
+        if "batch" in orig and orig["batch"] % min(orig["batch"], 4):
+            raise ConfigError(f"teachers.original.batch must be divisible by 4 (StyleGAN2's minibatch-stddev "
+                              f"group), got {orig['batch']}")
     if "data" in cfg and cfg["data"]["crop_size"] > cfg["data"]["load_size"]:
         raise ConfigError(f"data.crop_size {cfg['data']['crop_size']} exceeds data.load_size "
                           f"{cfg['data']['load_size']}")
