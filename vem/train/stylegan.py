@@ -56,9 +56,9 @@ class PathLength(nn.Module):
         y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
         (grad,) = torch.autograd.grad((img * y).sum(), latent, create_graph=True)
         lengths = grad.pow(2).sum(2).mean(1).sqrt()
-        with torch.no_grad():
-            self.mean_path.add_(self.decay * (lengths.mean() - self.mean_path))
-        return (lengths - self.mean_path).pow(2).mean(), lengths.detach()
+        mean = self.mean_path + self.decay * (lengths.mean() - self.mean_path)   # rosinality: not detached here
+        self.mean_path.copy_(mean.detach())
+        return (lengths - mean).pow(2).mean(), lengths.detach()
 
 
 def draw_mixing(z: torch.Tensor, prob: float, n_latent: int, gen: torch.Generator):
