@@ -85,3 +85,15 @@ def test_profile_json_and_bad_size():
     rec = json.loads(res.stdout.strip().splitlines()[-1])
     assert abs(rec["macs"] - 1.408e9) < 5e6 and isinstance(rec["params"], int)
     assert "--size" in one_error_line(vem("profile", "--model", "unet_256", "--size", "4"))
+
+
+def test_profile_of_the_unconditional_paper_models_gives_both_counts():
+    import json
+
+    pruned = "_".join(["154"] * 10 + ["77", "77", "39", "39"])
+    res = json.loads(vem("profile", "--model", "stylegan2_256", "--net-shape", pruned).stdout)
+    assert res["macs_cagc"] == 4_123_578_080 and res["input"] == [1, 512, 1, 1] and res["macs"] > res["macs_cagc"]
+    res = json.loads(vem("profile", "--model", "sagan_64").stdout)
+    assert res["macs_gcc"] == 23_449_600 and res["input"] == [1, 128, 1, 1]
+    assert "14 channel groups" in one_error_line(vem("profile", "--model", "stylegan2_256", "--net-shape", "1_2"))
+    assert "--net-shape" in one_error_line(vem("profile", "--model", "unet_256", "--net-shape", "4_4"))

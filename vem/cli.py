@@ -430,10 +430,29 @@ def cmd_import_teacher(args):
 
 
 def cmd_profile(args):
-    from .metrics.cost import count_macs_v001, profile
+    from .metrics.cost import PAPER_COUNTERS, count_macs_v001, profile
     from .models import PAPER_MODELS, build, record
 
     name, kw = PAPER_MODELS.get(args.model, (args.model, {}))
+    if args.net_shape and name != "stylegan2":
+        raise ValueError(f"--net-shape is a StyleGAN2's per-group widths (stylegan2_256), not of {args.model!r}")
+    if name in ("sagan", "stylegan2"):          # unconditional: the input is a latent (its size: the model's)
+        kw = dict(kw, out_nc=args.in_nc)
+        if args.size is not None:
+            kw["image_size"] = args.size
+        if args.net_shape:
+            kw["net_shape"] = [int(c) for c in args.net_shape.split("_")]
+        elif name == "sagan":
+            kw["ngf"] = args.ngf
+        G = build(record(name, **kw))
+        z_dim = record(name, **kw)["kwargs"]["in_nc"]
+        res = profile(G, z_dim, 1)
+        key, counter = PAPER_COUNTERS[name]
+        res[key] = counter(G, z_dim, 1)
+        res.update(model=args.model, **({"net_shape": G.net_shape} if name == "stylegan2" else {"ngf": args.ngf}))
+        print(json.dumps(res))
+        return
+    args.size = 256 if args.size is None else args.size
     kw = dict(kw, in_nc=args.in_nc, out_nc=args.in_nc)
     if args.config:
         from .metrics.slimmable import parse_config
@@ -626,12 +645,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "mobile_resnet_9blocks, mobile_deepest_resnet) "
                                                    "or a backbone id (unet, resnet, ...)")
     sp.add_argument("--ngf", type=_int(1), default=64)
-    sp.add_argument("--size", type=_int(8), default=256)
+    sp.add_argument("--size", type=_int(8), default=None, help="image size (default 256; an unconditional "
+                                                               "paper model's own: sagan_64 64)")
     sp.add_argument("--in-nc", type=_int(1), default=3)
     sp.add_argument("--num-downs", type=_int(5), default=8)
     sp.add_argument("--norm", default=None)
     sp.add_argument("--config", default=None, help="GAN-Compression's configuration string c0_..._c7 of "
                                                    "super_mobile_resnet_9blocks, e.g. 16_16_24_16_32_64_16_24")
+    sp.add_argument("--net-shape", default=None, help="a StyleGAN2's channel-group widths w0_..._w13 (stylegan2_256; "
+                                                      "CAGC's generator_net_shape), e.g. CAGC's 70 %% pruning "
+                                                      "154_..._39; prints CAGC's count beside ours")
     return p
 
 
