@@ -63,25 +63,33 @@ def fmnist_available() -> bool:
 @pytest.fixture(scope="session")
 def edges_assets(tmp_path_factory):
     """A prepared fmnist_edges2shoes npz (d.npz) and barely trained feature/perceptual nets."""
-    import numpy as np
-
     from vem.config import resolve
-    from vem.data import fmnist
-    from vem.data.tasks import build_task
     from vem.evalnets import train_classifier
-    from vem.utils import atomic_save_npz, atomic_save_torch
+    from vem.utils import atomic_save_torch
 
     if not fmnist_available():
         pytest.skip("Fashion-MNIST is not installed (make setup installs it)")
     d = tmp_path_factory.mktemp("edges_assets")
     task = "fmnist_edges2shoes"
-    arrays = build_task(task, fmnist.load(ROOT / "resources" / "fmnist"), seed=0)
-    atomic_save_npz(d / "d.npz", **arrays, task=np.array(task))
+    save_task_data(task, d)
     cfg = resolve(task, {})
     for kind in ("feature", "perceptual"):
         ck, _ = train_classifier(kind, dict(cfg["evalnets"][kind], iters=3), 0, ROOT / "resources" / "fmnist")
         atomic_save_torch(d / f"{kind}.pt", ck)
     return d
+
+
+def save_task_data(task: str, d: Path) -> Path:
+    """A mini task's prepared data ``d / "d.npz"``, built from resources/fmnist as ``prepare-data`` does."""
+    import numpy as np
+
+    from vem.data import fmnist
+    from vem.data.tasks import build_task
+    from vem.utils import atomic_save_npz
+
+    atomic_save_npz(d / "d.npz", **build_task(task, fmnist.load(ROOT / "resources" / "fmnist"), seed=0),
+                    task=np.array(task))
+    return d / "d.npz"
 
 
 def stage_context(method, stage, task, data_path, overrides, seed, inputs, evalnet, addon="none", lambda_mi=None,
@@ -126,3 +134,29 @@ def interrupt(cmd, resume_file, how, min_iter=12):
     proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
+
+
+def assert_resumes_exactly(make_cmd, tmp_path, out_name: str, every: int, min_iter: int, curve: str | None = None):
+    """Exact resume: ``make_cmd(out_dir, checkpoint_every)`` run once uninterrupted, once killed (-9) after a
+    resume save at >= ``min_iter`` and rerun; the two ``out_name`` checkpoints hold equal weights (and the
+    ``curve`` tables are equal but for their timings). Returns both checkpoints."""
+    import subprocess
+
+    import pandas as pd
+    import torch
+
+    ref_dir, run = tmp_path / "ref", tmp_path / "run"
+    r = subprocess.run(make_cmd(ref_dir, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1500:]
+    code, err = interrupt(make_cmd(run, every), run / f"{out_name}.resume", "kill", min_iter)
+    assert code == -9, err[-800:]
+    r = subprocess.run(make_cmd(run, every), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
+    a, b = (torch.load(x / out_name, weights_only=True) for x in (ref_dir, run))
+    assert b["resumed_from"] >= min_iter
+    for k, v in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][k], v), k
+    if curve:
+        pd.testing.assert_frame_equal(*(pd.read_csv(x / curve).drop(columns=["seconds"]) for x in (ref_dir, run)),
+                                      check_exact=True)
+    return a, b

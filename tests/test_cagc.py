@@ -4,7 +4,6 @@ full one, LPIPS against its closed form, the stages end to end and exact resume 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import ROOT, fmnist_available, interrupt, run_env, stage_context
+from tests.conftest import assert_resumes_exactly, fmnist_available, save_task_data, stage_context
 
 TASK = "fmnist_uncond_sg2"
 C = {"content": "ink", "ink": 40, "noise_prob": 0.5, "score_batch": 3}
@@ -146,16 +145,13 @@ OV = {"teachers.original.iters": 4, "teachers.original.snapshot_every": 2, "teac
 @pytest.fixture(scope="module")
 def sg2_original(edges_assets, tmp_path_factory):
     from vem.config import resolve
-    from vem.data import fmnist
     from vem.data.taskdata import open_task_data
-    from vem.data.tasks import build_task
     from vem.eval import ValScorer
     from vem.train import train_teacher
-    from vem.utils import atomic_save_npz, atomic_save_torch
+    from vem.utils import atomic_save_torch
 
     d = tmp_path_factory.mktemp("cagc")
-    atomic_save_npz(d / "d.npz", **build_task(TASK, fmnist.load(ROOT / "resources" / "fmnist"), seed=0),
-                    task=np.array(TASK))
+    save_task_data(TASK, d)
     cfg = resolve(TASK, OV)
     data = open_task_data(d / "d.npz", TASK, cfg)
     ck, _ = train_teacher(cfg["teachers"]["original"], data, 0,
@@ -206,8 +202,6 @@ def _cmd(d, assets, out, prune, every):
 
 @pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup)")
 def test_interrupted_cagc_distill_resumes_to_the_same_student(sg2_original, tmp_path):
-    import pandas as pd
-
     from baselines.cagc import train
     from vem.utils import atomic_save_torch
 
@@ -215,21 +209,8 @@ def test_interrupted_cagc_distill_resumes_to_the_same_student(sg2_original, tmp_
     ctx = stage_context("cagc", "prune", TASK, d / "d.npz", OV, 0, {"original": d / "original.pt"},
                         assets / "feature.pt")
     atomic_save_torch(tmp_path / "prune.pt", train.prune(ctx)[0])
-    ref_dir, run = tmp_path / "ref", tmp_path / "run"
-    r = subprocess.run(_cmd(d, assets, ref_dir, tmp_path / "prune.pt", 0), env=run_env(), cwd=ROOT,
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-1500:]
-    code, err = interrupt(_cmd(d, assets, run, tmp_path / "prune.pt", 4), run / "student.pt.resume", "kill", 13)
-    assert code == -9, err[-800:]
-    r = subprocess.run(_cmd(d, assets, run, tmp_path / "prune.pt", 4), env=run_env(), cwd=ROOT, capture_output=True,
-                       text=True)
-    assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
-    a, b = (torch.load(x / "student.pt", weights_only=True) for x in (ref_dir, run))
-    assert b["resumed_from"] >= 13
-    for k, v in a["state_dict"].items():
-        assert torch.equal(b["state_dict"][k], v), k
-    pd.testing.assert_frame_equal(*(pd.read_csv(x / "curve.csv").drop(columns=["seconds"]) for x in (ref_dir, run)),
-                                  check_exact=True)
+    assert_resumes_exactly(lambda out, every: _cmd(d, assets, out, tmp_path / "prune.pt", every), tmp_path,
+                           "student.pt", every=4, min_iter=13, curve="curve.csv")
 
 
 def test_cagc_configuration_checks():

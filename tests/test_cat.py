@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from tests.conftest import ROOT, fmnist_available, interrupt, run_env, stage_context
+from tests.conftest import ROOT, fmnist_available, interrupt, run_env, save_task_data, stage_context
 
 TASK = "fmnist_sneaker2boot"
 
@@ -270,13 +270,9 @@ def s2b(edges_assets, tmp_path_factory):
     import subprocess
     import sys
 
-    from vem.data import fmnist
-    from vem.data.tasks import build_task
-    from vem.utils import atomic_save_npz
 
     d = tmp_path_factory.mktemp("cat")
-    atomic_save_npz(d / "d.npz", **build_task(TASK, fmnist.load(ROOT / "resources" / "fmnist"), seed=0),
-                    task=np.array(TASK))
+    save_task_data(TASK, d)
     common = [sys.executable, "-m", "vem", "stage", "--task", TASK, "--method", "cat", "--threads", "1",
               "--data", str(d / "d.npz"), "--evalnet", str(edges_assets / "feature.pt"),
               "--set", "cat.teacher.iters=6", "--set", "cat.teacher.snapshot_every=3", "--set", "cat.teacher.ngf=8"]

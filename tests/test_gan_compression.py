@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import ROOT, fmnist_available, interrupt, run_env, stage_context
+from tests.conftest import ROOT, fmnist_available, interrupt, run_env, save_task_data, stage_context
 
 TASK = "fmnist_sneaker2boot"
 CHOICES = [[8, 6, 4, 3, 2]] * 8
@@ -215,14 +215,11 @@ OV = {"gan_compression.iters": 8, "gan_compression.eval_every": 4, "gan_compress
 @pytest.fixture(scope="module")
 def s2b_gc(edges_assets, tmp_path_factory):
     """sneaker2boot data and a small random Original (the mini recipe's architecture)."""
-    from vem.data import fmnist
-    from vem.data.tasks import build_task
     from vem.models import build, record
-    from vem.utils import atomic_save_npz, atomic_save_torch
+    from vem.utils import atomic_save_torch
 
     d = tmp_path_factory.mktemp("gc")
-    atomic_save_npz(d / "d.npz", **build_task(TASK, fmnist.load(ROOT / "resources" / "fmnist"), seed=0),
-                    task=np.array(TASK))
+    save_task_data(TASK, d)
     rec = record("resnet", in_nc=1, out_nc=1, ngf=8, n_blocks=3, norm="instance")
     torch.manual_seed(0)
     atomic_save_torch(d / "original.pt", {"generator": rec, "state_dict": build(rec).state_dict()})

@@ -4,7 +4,6 @@ unconditional task kind and exact resume of the distill stage (with its concurre
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 from tests import sagan_reference as ref
-from tests.conftest import ROOT, fmnist_available, interrupt, run_env, stage_context
+from tests.conftest import assert_resumes_exactly, fmnist_available, save_task_data, stage_context
 
 TASK = "fmnist_uncond"
 
@@ -210,13 +209,8 @@ def test_sagan_teacher_trains_and_evaluates_with_both_mac_counts(uncond_assets, 
 
 @pytest.fixture(scope="module")
 def uncond_assets(edges_assets, tmp_path_factory):
-    from vem.data import fmnist
-    from vem.data.tasks import build_task
-    from vem.utils import atomic_save_npz
-
     d = tmp_path_factory.mktemp("uncond")
-    atomic_save_npz(d / "d.npz", **build_task(TASK, fmnist.load(ROOT / "resources" / "fmnist"), seed=0),
-                    task=np.array(TASK))
+    save_task_data(TASK, d)
     return d, edges_assets
 
 
@@ -269,27 +263,12 @@ def _cmd(d, assets, out, prune, every):
 
 @pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup)")
 def test_interrupted_distill_resumes_to_the_same_student_and_teacher(uncond_assets, tmp_path):
-    import pandas as pd
-
     from vem.utils import atomic_save_torch
 
     d, assets = uncond_assets
     atomic_save_torch(tmp_path / "prune.pt", {"widths": [40, 20, 10], "macs_gcc": 0})
-    ref_dir, run = tmp_path / "ref", tmp_path / "run"
-    r = subprocess.run(_cmd(d, assets, ref_dir, tmp_path / "prune.pt", 0), env=run_env(), cwd=ROOT,
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-1500:]
-    code, err = interrupt(_cmd(d, assets, run, tmp_path / "prune.pt", 4), run / "student.pt.resume", "kill", 12)
-    assert code == -9, err[-800:]
-    r = subprocess.run(_cmd(d, assets, run, tmp_path / "prune.pt", 4), env=run_env(), cwd=ROOT, capture_output=True,
-                       text=True)
-    assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
-    a, b = (torch.load(x / "student.pt", weights_only=True) for x in (ref_dir, run))
-    assert b["resumed_from"] >= 12
-    for k, v in a["state_dict"].items():
-        assert torch.equal(b["state_dict"][k], v), k
-    pd.testing.assert_frame_equal(*(pd.read_csv(x / "curve.csv").drop(columns=["seconds"]) for x in (ref_dir, run)),
-                                  check_exact=True)
+    assert_resumes_exactly(lambda out, every: _cmd(d, assets, out, tmp_path / "prune.pt", every), tmp_path,
+                           "student.pt", every=4, min_iter=12, curve="curve.csv")
 
 
 def test_gcc_configuration_checks():

@@ -139,16 +139,10 @@ SG2_OV = {"teachers.original.iters": 4, "teachers.original.snapshot_every": 2, "
 
 @pytest.fixture(scope="module")
 def sg2_assets(edges_assets, tmp_path_factory):
-    import numpy as np
-
-    from tests.conftest import ROOT
-    from vem.data import fmnist
-    from vem.data.tasks import build_task
-    from vem.utils import atomic_save_npz
+    from tests.conftest import save_task_data
 
     d = tmp_path_factory.mktemp("sg2")
-    atomic_save_npz(d / "d.npz", **build_task(SG2_TASK, fmnist.load(ROOT / "resources" / "fmnist"), seed=0),
-                    task=np.array(SG2_TASK))
+    save_task_data(SG2_TASK, d)
     return d, edges_assets
 
 
@@ -234,10 +228,10 @@ def test_stylegan2_teacher_trains_keeps_the_ema_and_evaluates_with_both_mac_coun
 
 
 def test_interrupted_stylegan2_teacher_resumes_exactly(sg2_assets, tmp_path):
-    import subprocess
+    import json
     import sys
 
-    from tests.conftest import ROOT, interrupt, run_env
+    from tests.conftest import assert_resumes_exactly
 
     d, assets = sg2_assets
 
@@ -247,17 +241,6 @@ def test_interrupted_stylegan2_teacher_resumes_exactly(sg2_assets, tmp_path):
              "--checkpoint-every", str(every), "--out", str(out / "generator.pt"), "--curve", str(out / "curve.csv")]
         ov = {**SG2_OV, "teachers.original.iters": 30, "teachers.original.snapshot_every": 10,
               "teachers.original.d_reg_every": 4, "teachers.original.g_reg_every": 3}
-        import json
         return c + ["--overrides", json.dumps(ov)]
 
-    ref_dir, run = tmp_path / "ref", tmp_path / "run"
-    r = subprocess.run(cmd(ref_dir, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-1500:]
-    code, err = interrupt(cmd(run, 5), run / "generator.pt.resume", "kill", 13)
-    assert code == -9, err[-800:]
-    r = subprocess.run(cmd(run, 5), env=run_env(), cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
-    a, b = (torch.load(x / "generator.pt", weights_only=True) for x in (ref_dir, run))
-    assert b["resumed_from"] >= 13
-    for k, v in a["state_dict"].items():
-        assert torch.equal(b["state_dict"][k], v), k
+    assert_resumes_exactly(cmd, tmp_path, "generator.pt", every=5, min_iter=13)

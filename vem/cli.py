@@ -444,8 +444,8 @@ def cmd_profile(args):
             kw["net_shape"] = [int(c) for c in args.net_shape.split("_")]
         elif name == "sagan":
             kw["ngf"] = args.ngf
-        G = build(record(name, **kw))
-        z_dim = record(name, **kw)["kwargs"]["in_nc"]
+        rec = record(name, **kw)
+        G, z_dim = build(rec), rec["kwargs"]["in_nc"]
         res = profile(G, z_dim, 1)
         key, counter = PAPER_COUNTERS[name]
         res[key] = counter(G, z_dim, 1)
