@@ -45,13 +45,14 @@ class _Toy(nn.Module):
 
 
 def test_content_aware_score_ranks_a_background_channel_below_a_content_channel():
-    from baselines.cagc.train import channel_scores, content_mask, kept_channels
+    from baselines.cagc.train import channel_scores, ink_mask, kept_channels
 
     toy = _Toy()
     img = toy(torch.zeros(2, 4))
-    mask = content_mask(img, C)
+    mask = ink_mask(img, C["ink"])
     assert mask[..., :4].sum() == 0 and mask[..., 4:].all()            # the right half is the content
-    scores = channel_scores(toy, torch.randn(6, 4), C, torch.Generator().manual_seed(0))
+    scores = channel_scores(toy, torch.randn(6, 4), lambda im: ink_mask(im, C["ink"]), C,
+                            torch.Generator().manual_seed(0))
     for s in scores:                # group 0 (read by conv1) and group 1 (read by the ToRGB)
         assert s[0] == 0 < s[1]     # the background channel gets no gradient from the salt-and-pepper loss
     assert kept_channels(scores, 0.5) == [[1], [1]]

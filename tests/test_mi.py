@@ -530,7 +530,7 @@ def test_state_dict_round_trip_gives_identical_next_step(make, via_bytes):
 
 
 def test_build_addon_rejects_unknown_names_and_hyper_parameters():
-    with pytest.raises(ValueError, match=r"unknown add-on 'vemm'.*crd.*none.*vem.*vid"):
+    with pytest.raises(ValueError, match=r"unknown add-on 'vemm'.*none.*vid.*crd.*vem.*module:Class"):
         build_addon("vemm", channels=3)
     with pytest.raises(TypeError, match=r"unknown hyper-parameter.*step_sise.*'vem'"):
         build_addon("vem", channels=1, image_size=H, step_sise=3.0)

@@ -185,11 +185,11 @@ def test_weights_rule_without_weights_fails_with_one_message(tmp_path):
 @pytest.mark.parametrize("table, expected", [
     # CAT's horse2zebra rows (teacher + prune + 4 add-ons x 3 seeds), GAN-Compression's (supernet + search per
     # run) in Tables 2 and 4; GCC's CelebA rows (pretrain + prune, 4 add-ons x 3 seeds) and Slimming's (pretrain +
-    # prune, no add-on) in Tables 3 and 4
-    (4, {"compress": 4 * 4 * 3 + 12 + 12 + 12 + 3, "evaluate_run": 87, "prepare_paper_data": 5, "real_stats": 4,
-         "method_stage": 2 + 2 + 24 + 2 + 2}),
-    (3, {"compress": 3 + 3 + 3, "evaluate_run": 9, "method_stage": 4, "train_teacher": 1, "evaluate_teacher": 1,
-         "prepare_paper_data": 1, "paper_dataset": 1}),
+    # prune, no add-on) in Tables 3 and 4; CAGC's FFHQ rows (one prune, 4 add-ons x 3 seeds; its Original imported)
+    (4, {"compress": 4 * 4 * 3 + 12 + 12 + 12 + 3 + 12, "evaluate_run": 99, "prepare_paper_data": 6, "real_stats": 5,
+         "method_stage": 2 + 2 + 24 + 2 + 2 + 1, "import_teacher": 2}),
+    (3, {"compress": 3 + 3 + 3 + 3 + 3, "evaluate_run": 15, "method_stage": 4 + 1, "train_teacher": 1,
+         "evaluate_teacher": 2, "import_teacher": 1, "prepare_paper_data": 2, "paper_dataset": 2}),
     (1, {"compress": 2 * 4 * 3, "evaluate_teacher": 2, "train_teacher": 2}),
     (2, {"compress": 2 * 4 * 3 + 12 + 12, "evaluate_teacher": 2, "import_teacher": 1, "train_teacher": 1,
          "method_stage": 2 + 2 + 24}),
@@ -228,6 +228,10 @@ def test_paper_grid_dag_builds_fast_and_lists_every_job(tmp_path, table, expecte
         assert "results/runs/celeba/gcc/crd_lam0.1/seed1/metrics.json" in out
         assert "results/runs/celeba/slimming/none_lam0/seed0/metrics.json" in out
         assert "results/runs/celeba/slimming/vem_lam0.1" not in out   # Slimming is not combined with add-ons
+        assert "results/runs/ffhq/cagc/shared/prune.pt" in out
+        assert "results/runs/ffhq/cagc/crd_lam0.1/seed2/metrics.json" in out
+        assert "resources/teachers/cagc/stylegan2/ffhq256/generator.pt" in out
+        assert "resources/weights/lpips-vgg-v0.1.pth" in out and "resources/weights/79999_iter.pth" in out
         assert "resources/weights/pt_inception-2015-12-05-6726825d.pth" in out
         assert "resources/weights/vgg16-397923af.pth" in out and "--selection best_on_test" in out
     if table == 5:

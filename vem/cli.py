@@ -226,14 +226,15 @@ def cmd_stage(args):
 
     from .methods import get_method
     from .methods.context import StageContext
-    from .mi import ADDON_IDS
+    from .methods.registry import canonical as canonical_method
+    from .mi.registry import canonical
 
+    args.method = canonical_method(args.method)   # ids, or a user's module:Class (registered here)
+    args.addon = canonical(args.addon)
     method = get_method(args.method)
     cfg = _cfg(args, method=args.method)
     stage = method.stage(cfg, args.stage) if args.stage else method.final(cfg)
     final = stage == method.final(cfg)
-    if args.addon not in ADDON_IDS:
-        raise ValueError(f"unknown add-on {args.addon!r}; choose one of {sorted(ADDON_IDS)}")
     if stage.scope != "run" and (args.addon != "none" or args.lambda_mi is not None):
         raise ValueError(f"stage {stage.name} of {method.id} runs per {stage.scope}: --addon and --lambda-mi belong "
                          f"to its run-scoped stages")
@@ -241,7 +242,10 @@ def cmd_stage(args):
         raise ValueError(f"--keep-snapshots belongs to the last stage of {method.id} ({method.final(cfg).name})")
     inputs = dict(args.input or [])
     unknown = sorted(set(inputs) - set(stage.needs))
-    missing = sorted(set(stage.needs) - set(inputs))
+    from .plan import SHARED_WEIGHTS
+
+    paper = cfg["scale"] == "paper"
+    missing = sorted(n for n in set(stage.needs) - set(inputs) if paper or n not in SHARED_WEIGHTS)
     if unknown or missing:
         raise ValueError(f"stage {stage.name} of {method.id} needs --input for {list(stage.needs)}"
                          + (f"; missing {missing}" if missing else "") + (f"; not used: {unknown}" if unknown else ""))
@@ -521,11 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=_int(0), default=0, help="seed of the held-out val split")
     sp.add_argument("--out", required=True, help="resources/data/<task>.json")
 
-    sp = add("import-teacher", cmd_import_teacher, "import a released full generator (GAN-Compression) as a "
-             "teacher checkpoint, checksum-verified")
+    sp = add("import-teacher", cmd_import_teacher, "import a released full generator (GAN-Compression; CAGC's "
+             "StyleGAN2) as a teacher checkpoint, checksum-verified")
     sp.add_argument("--name", required=True, help="e.g. gan_compression/cycle_gan/horse2zebra")
     sp.add_argument("--out", required=True)
-    sp.add_argument("--path", default=None, help="an existing copy of latest_net_G.pth (offline nodes)")
+    sp.add_argument("--path", default=None,
+                    help="an existing copy of the released file (latest_net_G.pth; a StyleGAN2 checkpoint)")
     sp.add_argument("--cache", default="resources/downloads")
 
     sp = add("train-evalnet", cmd_train_evalnet, "train the FD feature net, the perceptual net or the segmenter")
@@ -560,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--method", required=True)
     sp.add_argument("--stage", default=None, help="default: the method's last stage (the student)")
-    sp.add_argument("--addon", default="none", help="last stage only: none, vid, crd or vem")
+    sp.add_argument("--addon", default="none", help="run-scoped stages: none, vid, crd, vem, a user add-on's id or "
+                    "module:Class")
     sp.add_argument("--lambda-mi", type=_nonneg_float, default=None, help="last stage only (default: addon.lambda_mi)")
     sp.add_argument("--data", required=True)
     sp.add_argument("--evalnet", required=True, help="the task's metric network (val curves)")

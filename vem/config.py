@@ -228,10 +228,12 @@ def resolve(task: str, overrides: dict | None = None, method: str | None = None,
     ov = unflatten(overrides or {})
     ids = set(method_ids())
     method_ov = {k: ov.pop(k) for k in list(ov) if k in ids}
+    user = _user_addon_options(ov)
     cfg = _merge(*_known_here(ov, task, scale))
     sections = {mid: _check_method_override(mid, d, task, scale) for mid, d in method_ov.items()}
     cfg.update(task=task, scale=scale, kind=spec.kind)
     _check_shared(cfg)
+    cfg["addon"].update(user)
     if method is not None:
         m = get_method(method)
         sec = sections.get(method) or _method_section(method, task, scale)
@@ -245,11 +247,43 @@ def resolve(task: str, overrides: dict | None = None, method: str | None = None,
     return cfg
 
 
+def _user_addon_options(ov: dict) -> dict:
+    """Pops the overrides of user add-ons (``addon.<id>.<key>``, vem.mi.registry) and checks them against
+    their classes; the built-ins' options stay in the configuration files."""
+    from .mi.registry import ADDON_IDS, check_user_options, user_addons
+
+    sec = ov.get("addon")
+    if not isinstance(sec, dict):
+        return {}
+    users = user_addons()
+    out = {}
+    for name in [k for k in sec if k not in ADDON_IDS and k in users]:
+        options = sec.pop(name)
+        if not isinstance(options, dict):
+            raise ConfigError(f"config key 'addon.{name}' must be a mapping, got {options!r}")
+        check_user_options(name, options, f"addon.{name}")
+        out[name] = options
+    if not sec:
+        ov.pop("addon")
+    return out
+
+
 def _check_shared(cfg: dict) -> None:
     check({k: v for k, v in cfg.items() if k not in ("task", "scale", "kind")}, SHARED_SCHEMA)
     if cfg["addon"]["positive"] == "gt" and cfg["kind"] == "unpaired":
         raise ConfigError(f"addon.positive 'gt' is impossible for the unpaired task {cfg['task']}; use 'teacher'")
     orig = cfg["teachers"]["original"]
+    for role, t in cfg["teachers"].items():
+        source = t.get("source", "train")
+        if source != "train":
+            from .pretrained import TEACHERS
+
+            if source not in TEACHERS:
+                raise ConfigError(f"teachers.{role}.source {source!r} is no released teacher; choose 'train' or "
+                                  f"one of {sorted(TEACHERS)}")
+            if TEACHERS[source]["task"] != cfg["task"]:
+                raise ConfigError(f"teachers.{role}.source {source!r} is the Original of "
+                                  f"{TEACHERS[source]['task']}, not of {cfg['task']}")
     if orig.get("arch") == "stylegan2":     # what train_stylegan2 would reject, rejected before any job runs
         if orig.get("init", "default") != "default":
             raise ConfigError(f"teachers.original.init must be 'default' for a StyleGAN2 (its own N(0, 1) weights "
@@ -265,7 +299,7 @@ def _check_shared(cfg: dict) -> None:
 def addon_kwargs(cfg: dict, addon: str, lambda_mi: float | None = None) -> dict:
     if addon == "none":
         return {}
-    kw = dict(cfg["addon"][addon])
+    kw = dict(cfg["addon"].get(addon, {}))     # a user add-on without overrides: its own defaults
     kw["lambda_mi"] = cfg["addon"]["lambda_mi"] if lambda_mi is None else float(lambda_mi)
     if addon == "vem" and not kw.get("n_blocks"):
         kw["n_blocks"] = None

@@ -22,7 +22,7 @@ import re
 from .config import ConfigError, method_kinds, resolve
 from .data.tasks import get_task
 from .methods import get_method, label, method_ids
-from .mi.options import ADDON_IDS
+from .mi.registry import canonical
 from .tuning import LAMBDA, TRIAL_ARM, sample_trials
 
 # arms: a run's last stage with extra overrides, ``+<arm>`` after its lambda (``vem_lam0.1+nodistill/seed0``)
@@ -30,8 +30,11 @@ ARMS = {"nodistill": "the method's own distillation terms switched off (its dist
         "frozen": "VEM's energy network frozen at its initialisation (addon.vem.train_energy: false)",
         "t<k>": "the add-on's tuning trial k (tuning.space; vem.tuning), e.g. +t3"}
 ARMS_RE = r"(\+(nodistill|frozen|" + TRIAL_ARM.pattern + r"))*"
-VARIANT = r"shared(/seed\d+)?|(" + "|".join(ADDON_IDS) + r")_lam[0-9.]+" + ARMS_RE + r"/seed\d+"
+ADDON_RE = r"[a-z][a-z0-9_]*"     # an add-on id (built-in or a user's, vem.mi.registry)
+VARIANT = r"shared(/seed\d+)?|" + ADDON_RE + r"_lam[0-9.]+" + ARMS_RE + r"/seed\d+"
 TABLE_KINDS = {1: "paired", 2: "unpaired", 3: "unconditional"}
+# shared inputs that are weight files of the paper scale (vem.data.paper_datasets.WEIGHTS) and absent at mini
+SHARED_WEIGHTS = {"lpips": "lpips_vgg", "face_parser": "bisenet_face"}
 
 
 def lam_str(x) -> str:
@@ -49,7 +52,7 @@ def parse_variant(variant: str) -> tuple[str, str | None, str | None, int | None
     m = re.fullmatch(r"shared/seed(\d+)", variant)
     if m:
         return "seed", None, None, int(m.group(1)), ""
-    m = re.fullmatch(r"([a-z]+)_lam([0-9.]+)(" + ARMS_RE + r")/seed(\d+)", variant)
+    m = re.fullmatch(r"(" + ADDON_RE + r")_lam([0-9.]+)(" + ARMS_RE + r")/seed(\d+)", variant)
     if not m:
         raise ValueError(f"not a run variant: {variant!r}")
     return "run", m.group(1), m.group(2), int(m.groups()[-1]), m.group(3)
@@ -67,6 +70,18 @@ class Plan:
         if len(scales) > 1:
             raise ConfigError(f"tasks mix scales {sorted(scales)}; mini and paper numbers never share a run")
         self.scale = scales.pop()
+        # add-ons: ids, or module:Class paths of user add-ons (imported, checked, registered under their id)
+        self.addon_paths = {}
+        for key, where in (("addons", config), ("addons", config.get("dose_response") or {}),
+                           ("addons", config.get("control") or {}), ("addons", config.get("tuning") or {})):
+            if key in where:
+                ids = []
+                for a in where[key]:
+                    ids.append(canonical(a))
+                    if ids[-1] != a:
+                        self.addon_paths[ids[-1]] = a
+                where[key] = ids
+        config["methods"] = self._canonical_methods(config["methods"])   # before overrides set their keys
         self.overrides = config.get("overrides") or {}
         self.cfg = {t: resolve(t, self.overrides) for t in self.tasks}
         self.methods = self._methods(config["methods"])
@@ -84,12 +99,25 @@ class Plan:
         self._check_control()
         self._check_tuning()
 
+    def _canonical_methods(self, methods):
+        """The config's methods with every ``module:Class`` path registered and replaced by its id."""
+        from .methods.registry import canonical as canonical_method
+
+        self.method_paths = {}
+        if isinstance(methods, list):
+            methods = {m: "all" for m in methods}
+        out = {}
+        for m, tasks in methods.items():
+            mid = canonical_method(m)
+            if mid != m:
+                self.method_paths[mid] = m
+            out[mid] = tasks
+        return out
+
     def _methods(self, methods) -> dict[str, list[str]]:
         """``methods``: a list (each method on every configured task of a kind it runs on) or a mapping
         ``{method: [tasks] | all}``."""
         known = method_ids()
-        if isinstance(methods, list):
-            methods = {m: "all" for m in methods}
         out = {}
         for m, tasks in methods.items():
             if m not in known:
@@ -109,6 +137,14 @@ class Plan:
                                       f"{t} is {self.original_arch(t)}")
             out[m] = list(tasks)
         return out
+
+    def plugin_env(self) -> dict[str, str]:
+        """The environment every job needs to know the config's module:Class add-ons and methods."""
+        from .methods.registry import ENV as METHODS_ENV
+        from .mi.registry import ENV as ADDONS_ENV
+
+        env = {ADDONS_ENV: self.addon_paths, METHODS_ENV: self.method_paths}
+        return {k: ",".join(sorted(set(v.values()))) for k, v in env.items() if v}
 
     # ---- configuration -------------------------------------------------------------------------------
     def original_arch(self, task: str) -> str | None:
@@ -220,6 +256,11 @@ class Plan:
         for need in stage.needs:
             if need == "original":
                 out[need] = self.teacher_path(task)
+            elif need in SHARED_WEIGHTS:           # paper scale only (the mini scale has no such file)
+                if self.scale == "paper":
+                    from .data.paper_datasets import weights_file
+
+                    out[need] = weights_file(SHARED_WEIGHTS[need])
             elif need == "perceptual":
                 out[need] = self.perceptual(task)
             else:

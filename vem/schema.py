@@ -50,7 +50,7 @@ NORMS = ("batch", "instance", "instance_affine", "none")
 
 # a GAN teacher trained from scratch by vem.train.gan (pix2pix on paired tasks, CycleGAN on unpaired ones)
 TEACHER = section({
-    "source": {"type": "string", "pattern": r"^(train|[a-z_]+/[a-z_]+/[a-z0-9_-]+)$"},
+    "source": {"type": "string", "pattern": r"^(train|[a-z_]+/[a-z0-9_]+/[a-z0-9_-]+)$"},
     "arch": {"type": "string"}, "ngf": integer(1), "num_downs": integer(5), "n_blocks": integer(1),
     "norm": choice(*NORMS), "init": choice("default", "normal"),
     "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "decay_from": FRACTION,

@@ -32,7 +32,7 @@ class CAGC(Method):
     originals = ("stylegan2",)
     schema = section({
         "prune_ratio": number(minimum=0, exclusive_maximum=1), "n_sample": integer(1), "score_batch": integer(1),
-        "noise_prob": number(exclusive_minimum=0, maximum=1), "content": choice("ink"), "ink": integer(0),
+        "noise_prob": number(exclusive_minimum=0, maximum=1), "content": choice("ink", "face"), "ink": integer(0),
         "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "r1": NONNEG, "d_reg_every": integer(0),
         "g_reg_every": integer(0), "path_regularize": NONNEG, "path_batch_shrink": integer(1),
         "path_decay": number(exclusive_minimum=0, maximum=1), "mixing": FRACTION,
@@ -41,9 +41,9 @@ class CAGC(Method):
     })
 
     def stages(self, cfg: dict) -> tuple[Stage, ...]:
-        return (Stage("prune", "task", ("original",), "content-aware channel scores of the Original, the "
-                                                     "lowest removed per channel group, weights inherited"),
-                Stage("distill", "run", ("prune", "original", "perceptual"),
+        return (Stage("prune", "task", ("original", "face_parser"), "content-aware channel scores of the "
+                      "Original, the lowest removed per channel group, weights inherited"),
+                Stage("distill", "run", ("prune", "original", "perceptual", "lpips", "face_parser"),
                       "the pruned generator trained with StyleGAN2's losses, content-aware KD and the add-on"))
 
     def check(self, cfg: dict) -> None:
@@ -56,6 +56,9 @@ class CAGC(Method):
         if c["batch"] % min(c["batch"], 4):
             raise ConfigError(f"{self.id}.batch must be divisible by 4 (StyleGAN2's minibatch-stddev group), "
                               f"got {c['batch']}")
+        if c["content"] == "face" and cfg["scale"] != "paper":
+            raise ConfigError(f"{self.id}.content 'face' needs the paper scale's face parser; {cfg['task']} is a "
+                              "mini task (content: ink)")
         if c["score_batch"] > c["n_sample"]:
             raise ConfigError(f"{self.id}.score_batch ({c['score_batch']}) exceeds n_sample ({c['n_sample']})")
 

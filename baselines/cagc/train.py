@@ -14,7 +14,6 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from vem.losses import lpips
 from vem.metrics.cost import count_macs, count_macs_cagc
 from vem.models import build, load_generator, record
 from vem.models.stylegan2 import StyleGAN2Discriminator
@@ -24,12 +23,23 @@ from vem.utils import seed_all
 
 
 # ---- content of interest and the content-aware score -----------------------------------------------------
-def content_mask(img: torch.Tensor, c: dict) -> torch.Tensor:
-    """B x 1 x H x W in {0, 1}: the content of interest of images in [-1, 1]. ``ink``: a pixel whose value
-    as uint8 exceeds ``c['ink']`` in any channel (the rule by which the scenes' items are labelled)."""
-    if c["content"] != "ink":
-        raise ValueError(f"content {c['content']!r} is not available at this scale (mini: ink)")
-    return (((img + 1) / 2 * 255) > c["ink"]).any(1, keepdim=True).to(img.dtype)
+def ink_mask(img: torch.Tensor, ink: int) -> torch.Tensor:
+    """B x 1 x H x W in {0, 1}: the mini content of interest of images in [-1, 1] - a pixel whose value as
+    uint8 exceeds ``ink`` in any channel (the rule by which the scenes' items are labelled)."""
+    return (((img + 1) / 2 * 255) > ink).any(1, keepdim=True).to(img.dtype)
+
+
+def content_of_interest(ctx):
+    """The content-mask function of the configured ``content``: ``ink`` (mini) or ``face`` (paper: BiSeNet's
+    parse, every class but background and cloth; the ``face_parser`` input)."""
+    c = ctx.section
+    if c["content"] == "ink":
+        return lambda img: ink_mask(img, c["ink"])
+    from vem.models.faceparse import load_face_parser
+
+    if "face_parser" not in ctx.inputs:
+        raise ValueError(f"cagc content 'face' needs the face parser (--input face_parser=PATH) for {ctx.spec.id}")
+    return load_face_parser(ctx.inputs["face_parser"]).content_mask
 
 
 def salt_and_pepper_loss(img: torch.Tensor, mask: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
@@ -47,14 +57,15 @@ def group_readers(G) -> list:
     return [G.conv1.conv, *[c.conv for c in G.convs], G.to_rgbs[-1].conv]
 
 
-def channel_scores(G, z: torch.Tensor, c: dict, gen: torch.Generator) -> list[torch.Tensor]:
-    """Per group, the summed over batches mean |dL/dW| of its reader's weight over (out, k, k)."""
+def channel_scores(G, z: torch.Tensor, content, c: dict, gen: torch.Generator) -> list[torch.Tensor]:
+    """Per group, the summed over batches mean |dL/dW| of its reader's weight over (out, k, k) (``content``:
+    images -> their content mask)."""
     readers = group_readers(G)
     scores = [torch.zeros(r.weight.shape[1], dtype=torch.float64) for r in readers]
     for start in range(0, len(z), c["score_batch"]):
         G.zero_grad(set_to_none=True)
         img = G(z[start:start + c["score_batch"]], noise="random")
-        loss = salt_and_pepper_loss(img, content_mask(img.detach(), c), c["noise_prob"], gen)
+        loss = salt_and_pepper_loss(img, content(img.detach()), c["noise_prob"], gen)
         loss.backward()
         for s, r in zip(scores, readers):
             s += r.weight.grad.abs().mean((0, 2, 3)).double()
@@ -107,7 +118,7 @@ def prune(ctx) -> tuple[dict, list]:
     G = load_generator(orig)
     gen = torch.Generator().manual_seed(ctx.seed)
     z = torch.randn(c["n_sample"], spec.in_channels, generator=gen)
-    scores = channel_scores(G, z, c, gen)
+    scores = channel_scores(G, z, content_of_interest(ctx), c, gen)
     keep = kept_channels(scores, c["prune_ratio"])
     P, rec = pruned_generator(G, orig["generator"]["kwargs"], keep)
     rows = []
@@ -136,7 +147,8 @@ def distill(ctx) -> tuple[dict, list]:
     s_ema = copy.deepcopy(student).eval().requires_grad_(False)
     D = StyleGAN2Discriminator(**orig["discriminator"]["kwargs"])
     D.load_state_dict(orig["discriminator"]["state_dict"])
-    perceptual = ctx.perceptual()
+    distance = ctx.lpips()
+    content = content_of_interest(ctx)
     scorer = ctx.scorer()
     addon = ctx.build_addon(spec.out_channels, spec.size, data.n("train", "A"))
     opt_g = sg.lazy_adam(list(student.parameters()) + addon.student_parameters(), c["lr"], c["g_reg_every"])
@@ -158,10 +170,10 @@ def distill(ctx) -> tuple[dict, list]:
         s_img = student.synthesis(sg.styles(student, z, z2, index))
         with torch.no_grad():
             t_img = teacher.synthesis(sg.styles(teacher, z, z2, index), noise="random")
-            mask = content_mask(t_img, c)
+            mask = content(t_img)
         adv = sg.g_nonsaturating(D(s_img))
         l1 = F.l1_loss(s_img * mask, t_img * mask)
-        lp = lpips(perceptual.taps(s_img * mask), perceptual.taps(t_img * mask)).mean()
+        lp = distance(s_img * mask, t_img * mask).mean()
         loss = adv + c["lambda_l1"] * l1 + c["lambda_lpips"] * lp
         mi, mi_stats = ctx.mi_term(addon, t_img, s_img, idx, it, loss, student.parameters())
         stats.update(mi_stats)

@@ -36,14 +36,14 @@ class OMGD(Method):
             return (Stage("teacher", "task", help="OMGD's CycleGAN teacher; its val-scored snapshots teach the "
                                                   "student in phases"),
                     Stage("distill", "run", ("teacher", "perceptual"), distill))
-        if cfg["omgd"]["share_teachers"]:
+        if cfg[self.id]["share_teachers"]:
             return (Stage("teachers", "seed", help="the online wide + deep teachers, trained once per seed; "
                                                    "their outputs are recorded and replayed by every add-on"),
                     Stage("distill", "run", ("teachers", "perceptual"), distill))
         return (Stage("distill", "run", ("perceptual",), distill + "; the online teachers train inside it"),)
 
     def check(self, cfg: dict) -> None:
-        o = cfg["omgd"]
+        o = cfg[self.id]
         if "n_share" in o and o["n_share"] > o["n_layers_d"] + 2:
             raise ConfigError(f"omgd.n_share must be <= omgd.n_layers_d + 2 = {o['n_layers_d'] + 2} (the "
                               f"discriminator's stages; n_layers_d + 2 shares all of them), got {o['n_share']}")

@@ -18,6 +18,11 @@ celeba          celeba                 img_align_celeba/ by CelebA's official pa
                                        (CelebA's val, GCC's ``val`` folder of real statistics) -> test.
                                        Unconditional: the B side holds the images; GCC's generated count
                                        floor(0.1 x 162,770) + 1 = 16,278 test latents (``n_latents``)
+ffhq            ffhq                   images1024x1024/ (or thumbnails128x128/) by FFHQ's numbering: 00000-59999
+                                       train -> train + val (2,000 held out); 60000-69999 (FFHQ's val) -> test.
+                                       Resized once to 256x256 (Pillow bilinear, as CAGC's torchvision
+                                       Resize(256)) into resources/data/ffhq/; 50,000 test latents (CAGC's FID
+                                       sample count), scored against the 10,000 test images
 ==============  =====================  ======================================================================
 
 CelebA images are center-cropped to 160 then resized to ``crop_size`` (64; GCC's CenterCrop(160) ->
@@ -40,7 +45,9 @@ import torch
 
 from .tasks import get_task, latents
 
-VAL_HOLDOUT = {"edges2shoes": 2048, "cityscapes": 200, "horse2zebra": 120, "summer2winter": 120, "celeba": 2000}
+VAL_HOLDOUT = {"edges2shoes": 2048, "cityscapes": 200, "horse2zebra": 120, "summer2winter": 120, "celeba": 2000,
+               "ffhq": 2000}
+FFHQ_TRAIN_LAST, FFHQ_SIZE, FFHQ_FID_SAMPLES = 59999, 256, 50000   # FFHQ's train/val split by file number
 CELEBA_TRAIN_LAST, CELEBA_VAL_LAST = 162770, 182637     # CelebA's list_eval_partition.txt by file number
 CENTER_CROP = {"celeba": 160}
 IMAGE_EXT = (".jpg", ".jpeg", ".png")
@@ -97,6 +104,36 @@ def _cityscapes_pairs(root: Path, split: str, out: Path, size: int = 256) -> tup
     return pairs, labels
 
 
+def _ffhq_images(root: Path, out: Path, size: int = FFHQ_SIZE, log=print) -> tuple[list[str], str]:
+    """The FFHQ images resized to size x size (Pillow bilinear) as PNGs under ``out``, by file number, and the
+    folder they came from (the 1024 px images, else the 128 px thumbnails - upsampled, not the paper's data)."""
+    from PIL import Image
+
+    for source in ("images1024x1024", "thumbnails128x128"):
+        if (root / source).is_dir():
+            break
+    else:
+        raise FileNotFoundError(f"ffhq: {root} holds neither images1024x1024/ nor thumbnails128x128/")
+    files = sorted(_images(root / source), key=lambda f: int(Path(f).stem))
+    out.mkdir(parents=True, exist_ok=True)
+    res = []
+    for n, f in enumerate(files):
+        dst = out / f"{int(Path(f).stem):05d}.png"
+        if not dst.is_file():
+            im = Image.open(f).convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            im.save(tmp, format="PNG")
+            tmp.replace(dst)
+        res.append(str(dst))
+        if (n + 1) % 5000 == 0 or n + 1 == len(files):
+            log(f"ffhq: {n + 1}/{len(files)} images at {size} px")
+    if source != "images1024x1024":
+        log(f"ffhq: WARNING built from {source} (upsampled to {size} px): not the paper's data")
+    return res, source
+
+
 def prepare_paper_task(task: str, dataset_root, out_json, seed: int = 0, log=print) -> dict:
     """Write the task's index (JSON) from an extracted dataset; returns it."""
     spec = get_task(task)
@@ -130,6 +167,16 @@ def prepare_paper_task(task: str, dataset_root, out_json, seed: int = 0, log=pri
         idx["splits"] = {"train": {"B": tr}, "val": {"B": va}, "test": {"B": test}}
         # GCC scores floor(0.1 x N_train) + 1 generated images against its val statistics
         idx["n_latents"] = {"train": len(tr), "val": len(va), "test": len(train) // 10 + 1}
+    elif task == "ffhq":
+        files, idx["source"] = _ffhq_images(root, out_json.with_suffix(""), log=log)
+        train = [f for f in files if int(Path(f).stem) <= FFHQ_TRAIN_LAST]
+        test = [f for f in files if int(Path(f).stem) > FFHQ_TRAIN_LAST]
+        if not train or not test:
+            raise ValueError(f"ffhq: {root} needs images on both sides of {FFHQ_TRAIN_LAST} (train) / "
+                             f"{FFHQ_TRAIN_LAST + 1}- (test), got {len(train)} / {len(test)}")
+        tr, va = _holdout(train, VAL_HOLDOUT[task], seed)
+        idx["splits"] = {"train": {"B": tr}, "val": {"B": va}, "test": {"B": test}}
+        idx["n_latents"] = {"train": len(tr), "val": len(va), "test": FFHQ_FID_SAMPLES}
     else:
         idx["direction"] = "AtoB"
         splits: dict = {"train": {}, "val": {}, "test": {}}

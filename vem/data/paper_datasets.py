@@ -19,7 +19,7 @@ from .download import download, safe_extract, sha256_file
 
 # paper task -> the dataset (folder under resources/datasets/) it is built from
 DATASET_OF = {"edges2shoes": "edges2shoes-r", "cityscapes": "cityscapes", "horse2zebra": "horse2zebra",
-              "summer2winter": "summer2winter_yosemite", "celeba": "celeba"}
+              "summer2winter": "summer2winter_yosemite", "celeba": "celeba", "ffhq": "ffhq"}
 
 EFROS = "efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 HF = "https://huggingface.co/mit-han-lab/gan-compression/resolve/main"
@@ -53,8 +53,13 @@ DATASETS: dict[str, dict] = {
                  "img_align_celeba.zip (202,599 aligned JPEGs, 178x218) from the CelebA site "
                  "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html; non-commercial research licence)"),
     },
-    # reserved: it arrives with its models (StyleGAN2 family), not in this release
-    "ffhq": {"reserved": True, "note": "arrives with the FFHQ models (not in this release)"},
+    "ffhq": {
+        "task": "ffhq", "manual_one_of": ["images1024x1024.zip", "thumbnails128x128.zip"],
+        "layout_of": {"images1024x1024.zip": "images1024x1024", "thumbnails128x128.zip": "thumbnails128x128"},
+        "note": ("FFHQ is on Google Drive only (NVlabs/ffhq-dataset; CC BY-NC-SA 4.0): get images1024x1024.zip "
+                 "(70,000 PNGs, 89 GB; the paper's data, resized to 256 here) or thumbnails128x128.zip (1.95 GB; "
+                 "upsampled to 256: not the paper's data)"),
+    },
 }
 
 WEIGHTS: dict[str, dict] = {
@@ -84,6 +89,22 @@ WEIGHTS: dict[str, dict] = {
         "config_key": "weights.drn_d_105_cityscapes",
         "where": "fyu/drn's release drn-d-105_ms_cityscapes.pth (mirrored in OMGD's README Google Drive folder)",
     },
+    # LPIPS v0.1 VGG linear heads (CAGC's KD); shipped inside the `lpips` package (BSD-2), taken from an
+    # installed copy when there is one
+    "lpips_vgg": {
+        "file": "lpips-vgg-v0.1.pth",
+        "sha256_prefix": "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+        "urls": ["https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth"],
+        "package": ("lpips", "weights/v0.1/vgg.pth"),
+        "config_key": "weights.lpips_vgg",
+    },
+    # BiSeNet face parsing (CAGC's content of interest); only on Google Drive: user-provided
+    "bisenet_face": {
+        "file": "79999_iter.pth", "sha256_prefix": None, "urls": [],
+        "config_key": "weights.bisenet_face",
+        "where": ("79999_iter.pth of zllrunning/face-parsing.PyTorch (its README's Google Drive link; also "
+                  "committed in lychenyoko/content-aware-gan-compression)"),
+    },
 }
 
 
@@ -112,8 +133,13 @@ def fetch_dataset(name: str, out: Path, cache: Path, manual_dir: Path | None = N
     """Download (or take from ``manual_dir``), verify and extract a paper dataset into ``out``."""
     d = _get(DATASETS, name, "dataset")
     out, cache = Path(out), Path(cache)
-    if d.get("reserved"):
-        raise ValueError(f"dataset {name} is reserved: {d['note']}")
+    if "manual_one_of" in d:                      # any one of several archives (the first present)
+        manual_dir = Path(manual_dir or cache)
+        present = [f for f in d["manual_one_of"] if (manual_dir / f).is_file()]
+        if not present:
+            raise FileNotFoundError(f"{name} cannot be downloaded automatically ({d['note']}): put one of "
+                                    f"{', '.join(d['manual_one_of'])} in {manual_dir}/, then re-run")
+        d = {**d, "manual": present[:1], "layout": [d["layout_of"][present[0]]]}
     if "manual" in d:
         manual_dir = Path(manual_dir or cache)
         missing = [f for f in d["manual"] if not (manual_dir / f).is_file()]
@@ -149,6 +175,20 @@ def fetch_dataset(name: str, out: Path, cache: Path, manual_dir: Path | None = N
     return out
 
 
+def _package_file(w: dict) -> Path | None:
+    """The copy of a weights file an installed package ships (``package``: (module, relative path))."""
+    if "package" not in w:
+        return None
+    import importlib.util
+
+    module, rel = w["package"]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        return None
+    f = Path(spec.origin).parent / rel
+    return f if f.is_file() else None
+
+
 def fetch_weights(name: str, out: Path, user_path: str | None = None, log=print) -> Path:
     """Put weight file ``name`` at ``out``: copied from ``user_path`` (offline nodes) or downloaded."""
     w = _get(WEIGHTS, name, "weights")
@@ -164,6 +204,12 @@ def fetch_weights(name: str, out: Path, user_path: str | None = None, log=print)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, tmp)
         os.replace(tmp, out)
+    elif (pkg := _package_file(w)) is not None:
+        tmp = out.with_name(out.name + ".part")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pkg, tmp)
+        os.replace(tmp, out)
+        log(f"{w['file']}: copied from the installed package ({pkg})")
     elif not w["urls"]:
         raise FileNotFoundError(f"weights file {out} ({w['file']}) is missing: {how}")
     else:

@@ -81,6 +81,8 @@ TASKS: dict[str, TaskSpec] = {t.id: t for t in [
              "summer2winter_yosemite, summer -> winter"),
     TaskSpec("celeba", "paper", "celeba", "unconditional", "fd", "fid_inception", 128, 3, 64,
              "CelebA faces 64x64 (CenterCrop 160 -> Resize 64), unconditional SAGAN"),
+    TaskSpec("ffhq", "paper", "ffhq", "unconditional", "fd", "fid_inception", 512, 3, 256,
+             "FFHQ faces 256x256 (resized), unconditional StyleGAN2"),
 ]}
 
 MINI_TASKS = [t for t, s in TASKS.items() if s.scale == "mini"]

@@ -2,7 +2,7 @@
 ``vem.methods.context`` holds what a running stage is given)."""
 
 from .base import SCOPES, SHARED_INPUTS, Method, Stage
-from .registry import ADDON_NAMES, get_method, label, method_ids, method_title
+from .registry import get_method, label, method_ids, method_title
 
-__all__ = ["ADDON_NAMES", "SCOPES", "SHARED_INPUTS", "Method", "Stage", "get_method", "label", "method_ids",
+__all__ = ["SCOPES", "SHARED_INPUTS", "Method", "Stage", "get_method", "label", "method_ids",
            "method_title"]

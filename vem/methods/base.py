@@ -36,6 +36,9 @@ SCOPES = ("task", "seed", "run")
 SHARED_INPUTS = {
     "original": "the task's Original (uncompressed) generator, trained or imported",
     "perceptual": "the perceptual network of the task's scale (mini: PerceptualNet; paper: VGG16)",
+    "lpips": "LPIPS's linear heads (paper: the lpips package's VGG v0.1 heads, on `perceptual`'s VGG16; "
+             "mini: none - the PerceptualNet's taps channel-summed)",
+    "face_parser": "the face parser of CAGC's content of interest (paper: BiSeNet 79999_iter.pth; mini: none)",
 }
 RESERVED = ("student", "curve", "metrics", "images", "samples")   # file names of the final stage and evaluation
 

@@ -57,6 +57,17 @@ class StageContext:
             raise ValueError(f"stage {self.stage.name} of {self.method} needs --input perceptual=PATH")
         return load_perceptual(self.inputs["perceptual"], self.spec.scale)
 
+    def lpips(self):
+        """The frozen LPIPS distance of the task's scale (``forward(x, y)``: per sample); needs ``perceptual``
+        (and at paper scale ``lpips``, the linear heads)."""
+        from ..models.evalnets import load_lpips
+
+        if "perceptual" not in self.inputs:
+            raise ValueError(f"stage {self.stage.name} of {self.method} needs --input perceptual=PATH")
+        if self.spec.scale == "paper" and "lpips" not in self.inputs:
+            raise ValueError(f"stage {self.stage.name} of {self.method} needs --input lpips=PATH (the linear heads)")
+        return load_lpips(self.spec.scale, self.inputs["perceptual"], self.inputs.get("lpips"))
+
     def scorer(self):
         """A new scorer of the held-out val metric (call it where the stage's RNG order expects it)."""
         from ..eval import ValScorer

@@ -3,16 +3,24 @@
 An entry point may name one :class:`~vem.methods.base.Method` subclass or a ``{id: class}`` mapping; the
 project's own methods are registered as the mapping ``baselines:METHODS`` in ``pyproject.toml``. ``vem``
 never imports ``baselines``: it only follows the entry points, as it would for a user's package.
+
+A ``module:Class`` string in the workflow's ``methods`` registers that class without installing anything
+(:func:`register`); the workflow hands those paths to its jobs in ``VEM_METHODS`` (comma-separated).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import os
+import re
 from importlib.metadata import entry_points
 
 from .base import Method
 
 GROUP = "vem.methods"
+ENV = "VEM_METHODS"
+CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @functools.cache
@@ -28,7 +36,40 @@ def _registry() -> dict[str, type[Method]]:
             if mid in out and out[mid] is not cls:
                 raise ValueError(f"method id {mid!r} is registered twice ({out[mid].__module__}, {cls.__module__})")
             out[mid] = cls
+    for path in filter(None, os.environ.get(ENV, "").split(",")):
+        _add(out, path)
     return out
+
+
+def _add(reg: dict, path: str) -> str:
+    from ..schema import ConfigError
+
+    if not CLASS_PATH.match(path):
+        raise ConfigError(f"method {path!r} is neither a registered method id nor a module:Class path")
+    module, attr = path.split(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"method {path!r} does not import: {type(e).__name__}: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ConfigError(f"method {path!r} is not a vem.methods.Method subclass")
+    missing = [a for a in ("id", "title", "config_file", "schema") if not hasattr(cls, a)]
+    if missing:
+        raise ConfigError(f"method {path!r} lacks the class attribute(s) {missing}")
+    if cls.id in reg and reg[cls.id] is not cls:
+        raise ConfigError(f"method {path!r} has the id {cls.id!r} of another method ({reg[cls.id].__module__})")
+    reg[cls.id] = cls
+    return cls.id
+
+
+def register(path: str) -> str:
+    """Import a ``module:Class`` method, check it, register it; returns its id."""
+    return _add(_registry(), path)
+
+
+def canonical(name: str) -> str:
+    """The method id of a config entry (an id, or a module:Class path, registered on the way)."""
+    return register(name) if ":" in name else name
 
 
 def method_ids() -> list[str]:
@@ -45,9 +86,6 @@ def get_method(mid: str) -> Method:
     return reg[mid]()
 
 
-ADDON_NAMES = {"vid": "VID", "crd": "CRD", "vem": "VEM"}
-
-
 def method_title(method: str) -> str:
     """The name tables and figures print for a measured method: the registered method's title."""
     if method == "original":
@@ -61,4 +99,8 @@ def label(method: str, addon, title: str | None = None) -> str:
 
     name = title or method_title(method)
     none = addon in ("none", "", None) or (isinstance(addon, float) and math.isnan(addon))
-    return name if none else f"{name} + {ADDON_NAMES.get(addon, addon)}"
+    if none:
+        return name
+    from ..mi.registry import title as addon_title
+
+    return f"{name} + {addon_title(addon)}"

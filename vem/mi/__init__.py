@@ -3,6 +3,9 @@
 >>> from vem.mi import build_addon
 >>> addon = build_addon("vem", channels=1, image_size=32, width=8)   # or "vid", "crd", "none"
 
+A user's add-on (an entry point of the ``vem.addons`` group, or "module:Class") is built the same way;
+``vem.mi.registry`` says what its class must provide.
+
 See ``vem.mi.base`` for the protocol (fit_step / loss / student_parameters / state_dict) and
 ``vem.mi.options`` for every add-on's hyper-parameters. The classes are imported on first use, so
 ``vem.mi.options`` (what the workflow checks while it builds the DAG) costs no torch import.
@@ -41,7 +44,11 @@ def build_addon(name: str, *, channels: int | None = None, image_size: int | Non
     (student channels, training resolution, training-set size) and are passed to the add-ons that need
     them; ``kwargs`` are the add-on's own hyper-parameters (unknown ones raise, values are range-checked)."""
     if name not in _CLASS_OF:
-        raise ValueError(f"unknown add-on {name!r}; choose one of {sorted(_CLASS_OF)}")
+        from .registry import build_user, canonical
+
+        name = canonical(name)                  # a user add-on (entry point or module:Class)
+        return build_user(name, {"channels": channels, "s_channels": channels, "t_channels": t_channels or channels,
+                                 "image_size": image_size, "n_data": n_data}, kwargs)
     cls = __getattr__(_CLASS_OF[name])
     if name == "none":
         if kwargs:

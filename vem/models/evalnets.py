@@ -112,6 +112,83 @@ class VGG16Perceptual(nn.Module):
         return out
 
 
+class VGG16LPIPS(nn.Module):
+    """LPIPS v0.1 with the VGG network (Zhang et al., 2018; the ``lpips`` package's ``LPIPS(net="vgg")``):
+    inputs in [-1, 1] shifted and scaled per channel (shift -0.030 -0.088 -0.188, scale 0.458 0.448 0.450),
+    torchvision's VGG16 ``features`` up to relu5_3 (ImageNet weights), taps relu1_2 .. relu5_3, and the
+    learned linear heads (``lin0..lin4.model.1.weight``, 1 x C x 1 x 1 each, from the package's
+    ``weights/v0.1/vgg.pth``). ``forward(x, y)``: the distance per sample (shape B)."""
+
+    TAPS = (3, 8, 15, 22, 29)
+    SHIFT, SCALE = (-0.030, -0.088, -0.188), (0.458, 0.448, 0.450)
+
+    def __init__(self, vgg_state: dict | None = None, lin_state: dict | None = None):
+        super().__init__()
+        from torchvision.models import vgg16
+
+        net = vgg16(weights=None)
+        if vgg_state is not None:
+            net.load_state_dict(vgg_state)
+        self.features = net.features[: self.TAPS[-1] + 1]
+        self.register_buffer("shift", torch.tensor(self.SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(self.SCALE).view(1, 3, 1, 1))
+        widths = [self.features[i - 1].out_channels for i in self.TAPS]
+        if lin_state is not None:
+            keys = [f"lin{i}.model.1.weight" for i in range(len(widths))]
+            if sorted(lin_state) != keys or [lin_state[k].numel() for k in keys] != widths:
+                raise ValueError(f"not LPIPS VGG linear heads: expected {keys} of widths {widths}, "
+                                 f"got {sorted(lin_state)}")
+            lin = [lin_state[k].flatten().float() for k in keys]
+        else:
+            lin = [torch.ones(w) for w in widths]
+        for i, w in enumerate(lin):
+            self.register_buffer(f"lin{i}", w)
+
+    def taps(self, x):
+        x = (x - self.shift) / self.scale
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.TAPS:
+                out.append(x)
+        return out
+
+    def forward(self, x, y):
+        from ..losses import lpips
+
+        return lpips(self.taps(x), self.taps(y), [getattr(self, f"lin{i}") for i in range(len(self.TAPS))])
+
+
+class TapsLPIPS(nn.Module):
+    """LPIPS on a harness perceptual network's taps without linear heads (the package's ``lpips=False``
+    variant): the mini scale's stand-in. ``forward(x, y)``: the distance per sample."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, y):
+        from ..losses import lpips
+
+        return lpips(self.net.taps(x), self.net.taps(y))
+
+
+def load_lpips(scale: str, perceptual_path, lin_path=None) -> nn.Module:
+    """The frozen LPIPS distance of a scale: paper - VGG16 weights + the lpips package's linear heads;
+    mini - the in-DAG PerceptualNet's taps, channel-summed."""
+    from pathlib import Path
+
+    if scale != "paper":
+        return TapsLPIPS(load_perceptual(perceptual_path, scale)).eval().requires_grad_(False)
+    for p, what in ((perceptual_path, "weights.vgg16: /path/to/vgg16-397923af.pth"),
+                    (lin_path, "weights.lpips_vgg: /path/to/lpips/weights/v0.1/vgg.pth")):
+        if p is None or not Path(p).is_file():
+            raise FileNotFoundError(f"LPIPS weights {p} are missing: run `snakemake {p}` or set {what}")
+    net = VGG16LPIPS(torch.load(perceptual_path, map_location="cpu", weights_only=True),
+                     torch.load(lin_path, map_location="cpu", weights_only=True))
+    return net.eval().requires_grad_(False)
+
+
 def load_evalnet(cls, path) -> nn.Module:
     """A network trained in the workflow (checkpoint ``{"kwargs", "state_dict"}``), in eval mode. It is built
     before its weights load, so its random initialisation draws from the caller's RNG stream."""

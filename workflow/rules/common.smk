@@ -2,13 +2,13 @@
 # its files from (vem.plan: derived from the stages the registered methods declare; no method is named here).
 
 import json
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
 
 from vem.config import ConfigError
-from vem.mi.options import ADDON_IDS
-from vem.plan import ARMS_RE, VARIANT, Plan
+from vem.plan import ADDON_RE, ARMS_RE, VARIANT, Plan
 
 
 def _validate_config():
@@ -56,6 +56,8 @@ try:
     PLAN = Plan(config)
 except (ConfigError, ValueError) as e:
     raise WorkflowError(f"config error: {e}") from None
+# module:Class add-ons and methods: every job registers them too
+os.environ.update(PLAN.plugin_env())
 SCALE = PLAN.scale
 OVERRIDES = PLAN.overrides_json()
 
@@ -99,7 +101,7 @@ RUN_META = {
 wildcard_constraints:
     task="|".join(config["tasks"]),
     method="[a-z][a-z0-9_]*",
-    addon="|".join(ADDON_IDS),
+    addon=ADDON_RE,
     lam="[0-9.]+",
     arms=ARMS_RE,
     seed=r"\d+",

@@ -63,7 +63,7 @@ rule import_teacher:
     log:
         "logs/import_teacher/{source}.log",
     wildcard_constraints:
-        source="gan_compression/[a-z_]+/[a-z0-9_-]+",
+        source="(gan_compression|cagc)/[a-z0-9_]+/[a-z0-9_-]+",
     conda:
         "../../envs/vem.yaml"
     params:
