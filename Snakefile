@@ -33,6 +33,7 @@ rule all:
         PLAN.figures(),
         ["results/control.csv"] if PLAN.control_metrics() else [],
         [f"results/tuning/{m}.csv" for m in PLAN.tuning_methods()],
+        "results/latency.csv",
         "results/summary.md",
 
 

@@ -304,7 +304,7 @@ def cmd_evaluate(args):
 
     from .data.taskdata import open_task_data
     from .data.tasks import get_task
-    from .eval import evaluate, evaluate_best_on_test, sample_grid
+    from .eval import evaluate, evaluate_best_on_test, measure_latency, sample_grid
     from .mi.probe import summarise_curve
     from .utils import atomic_write_json, load_checkpoint, versions
 
@@ -319,6 +319,7 @@ def cmd_evaluate(args):
     else:
         res = evaluate(ck, data, args.evalnet, cfg, args.images, args.real_stats)
         res["protocol"]["checkpoint_selection"] = "final iteration (no selection on test)"
+    res["latency"] = measure_latency(ck, spec, cfg, compare_original=args.method != "original")
     if args.samples:
         sample_grid(args.images, args.samples)
     curve = pd.read_csv(args.curve) if args.curve else None
@@ -336,8 +337,12 @@ def cmd_evaluate(args):
         record["gradient_probe"] = probe
     atomic_write_json(args.out, record)
     m = res["metric"]
+    lat = res["latency"]
+    timed = [b for b in lat["backends"] if f"{b}_ms" in lat]
+    speed = "".join(f", x{lat[f'speedup_{b}']:.2f} vs the Original" for b in timed[:1] if f"speedup_{b}" in lat)
     print(f"{spec.id} {args.method}+{args.addon}: {m['name']} = {m['value']:.4f}, "
-          f"MACs {res['cost']['macs'] / 1e6:.2f} M, params {res['cost']['params'] / 1e6:.4f} M")
+          f"MACs {res['cost']['macs'] / 1e6:.2f} M, params {res['cost']['params'] / 1e6:.4f} M"
+          + "".join(f", latency {lat[f'{b}_ms']:.2f} ms ({b}, batch 1){speed}" for b in timed[:1]))
 
 
 def cmd_figure(args):
@@ -369,6 +374,13 @@ def cmd_control(args):
     from .tables import render_control
 
     for p in render_control(args.metrics, args.out):
+        print(f"wrote {p}")
+
+
+def cmd_latency(args):
+    from .tables import render_latency
+
+    for p in render_latency(args.metrics, args.out):
         print(f"wrote {p}")
 
 
@@ -610,6 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
 
     sp = add("control", cmd_control, "render the positive-control table from metrics files")
+    sp.add_argument("--metrics", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+
+    sp = add("latency", cmd_latency, "gather every evaluated generator's measured CPU latency -> latency.csv")
     sp.add_argument("--metrics", nargs="+", required=True)
     sp.add_argument("--out", required=True)
 

@@ -310,6 +310,13 @@ class Plan:
                             out.append(os.path.join(self.run_dir(task, method, addon, lam, seed), "metrics.json"))
         return out
 
+    def latency_metrics(self) -> list[str]:
+        """The metrics files of every table's rows and every task's Original (``results/latency.csv``)."""
+        out = [self.original_metrics(t) for t in self.tasks]
+        for n in self.config["tables"]:
+            out += self.table_metrics(n)
+        return list(dict.fromkeys(out))
+
     def table_curves(self, n: int) -> list[str]:
         """Learning curves of the trained runs (an imported teacher has none)."""
         out = []

@@ -54,6 +54,16 @@ def _paper_convention(cost: dict) -> dict:
     return {"macs_paper": float(cost[keys[0]]), "macs_paper_key": keys[0].removeprefix("macs_")}
 
 
+def _latency(lat: dict) -> dict:
+    """The latency a table shows: the compiled (TorchScript) median where measured, else eager; the measured
+    speed-up over the Original and the MACs ratio of the same measurement (vem.metrics.latency)."""
+    backend = next((b for b in ("torchscript", "eager", "onnx") if f"{b}_ms" in lat), None)
+    if backend is None:
+        return {"latency_ms": math.nan, "speedup": math.nan, "macs_ratio": math.nan, "latency_backend": ""}
+    return {"latency_ms": float(lat[f"{backend}_ms"]), "speedup": float(lat.get(f"speedup_{backend}", math.nan)),
+            "macs_ratio": float(lat.get("macs_ratio", math.nan)), "latency_backend": backend}
+
+
 def load_metrics(paths) -> pd.DataFrame:
     rows = []
     for p in paths:
@@ -65,7 +75,7 @@ def load_metrics(paths) -> pd.DataFrame:
             "metric": m["metric"]["name"], "value": m["metric"]["value"],
             "higher_is_better": m["metric"]["higher_is_better"], "macs": m["cost"]["macs"],
             "params": m["cost"]["params"], "protocol": m["protocol"].get("checkpoint_selection", ""),
-            **_paper_convention(m["cost"]),
+            **_paper_convention(m["cost"]), **_latency(m.get("latency") or {}),
             "path": str(p), **{f"probe_{k}": m.get("gradient_probe", {}).get(k, math.nan) for k in PROBE_KEYS},
         })
     df = pd.DataFrame(rows)
@@ -110,6 +120,8 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
                    # mean over seeds: a searched student's size differs per seed (GAN-Compression)
                    macs=float(g["macs"].astype(float).mean()), params=int(round(g["params"].astype(float).mean())),
                    macs_paper=float(g["macs_paper"].astype(float).mean()), macs_paper_key=g["macs_paper_key"].iloc[0],
+                   **{k: float(g[k].astype(float).mean()) for k in ("latency_ms", "speedup", "macs_ratio")},
+                   latency_backend=g["latency_backend"].iloc[0],
                    n=len(vals),
                    mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                    seeds=" ".join(str(s) for s in sorted(g["seed"].tolist())), _values=vals,
@@ -253,6 +265,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "MACs": _fmt_count(r["macs"]), "params": _fmt_count(r["params"]), "metric": metric_note,
             "MACs_original_code": (f"{_fmt_count(r['macs_paper'])} ({r['macs_paper_key']})"
                                    if np.isfinite(r["macs_paper"]) else ""),
+            "latency_ms": round(r["latency_ms"], 3) if np.isfinite(r["latency_ms"]) else "",
+            "speedup": (f"x{r['speedup']:.2f} (MACs x{r['macs_ratio']:.1f})" if np.isfinite(r["speedup"]) else ""),
             "mean": r["mean"], "std": r["std"], "n": r["n"], "value": _display(r),
             **{c: r[c] for c in CMP_COLUMNS}, "effect": _effect_text(r), "mde": _mde_text(r),
             "verdict": r["verdict"],
@@ -288,8 +302,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
     out = Path(out)
     atomic_write_text(out, full.to_csv(index=False))
     md = out.with_suffix(".md")
-    cols = ["task", "stands_for", "method", "lambda_mi", "MACs", "params", "metric", "value", "effect", "mde",
-            "verdict", "val_change_last_quarter", "last_quarter_share"]
+    cols = ["task", "stands_for", "method", "lambda_mi", "MACs", "params", "latency_ms", "speedup", "metric", "value",
+            "effect", "mde", "verdict", "val_change_last_quarter", "last_quarter_share"]
     if measured["MACs_original_code"].astype(str).ne("").any():
         cols.insert(cols.index("MACs") + 1, "MACs_original_code")
     if paper_scale:
@@ -307,7 +321,9 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "training, mean over seeds; `last_quarter_share`: that change as a share of the whole curve's range, "
             "worst seed (near 0 = the curve has flattened; a noisy flat curve stays below ~0.2; a searched "
             "student's: its supernet's widest sub-network). MACs, params: mean over seeds (a searched student's "
-            "size differs per seed)."
+            "size differs per seed). `latency_ms`: measured CPU latency at batch 1 (TorchScript, one thread, "
+            "median of interleaved runs; `results/latency.csv` has every backend); `speedup`: the Original's "
+            "latency over the student's in the same measurement, beside the MACs ratio."
             + (" Rows `(tuned: trial k)`: the add-on with the hyper-parameters its tuning chose on the val split "
                "(`results/tuning/<method>.md`: every trial, the same budget per add-on); the rows without it keep "
                "the configured (paper-default) values." if s["arms"].ne("").any() else ""), "",
@@ -435,6 +451,54 @@ CONTROL_ROWS = {("none", ""): "the method in full (reference)", ("none", "nodist
                 ("crd", "nodistill"): "CRD as the only teacher signal",
                 ("vem", "nodistill"): "VEM as the only teacher signal",
                 ("vem", "nodistill+frozen"): "VEM as the only teacher signal, energy net frozen at init"}
+
+
+def render_latency(metrics, out) -> list[str]:
+    """``results/latency.csv``: every evaluated generator's measured CPU latency per backend, its speed-up over
+    the Original measured in the same interleaved run and the MACs ratio; ``.md``: means over seeds."""
+    rows = []
+    for p in metrics:
+        m = json.loads(Path(p).read_text())
+        lat = m.get("latency")
+        if not lat:
+            raise ValueError(f"{p} has no latency record (evaluate it again with this version)")
+        row = {"task": m["task"], "scale": m["scale"], "method": m["method"], "addon": m["addon"],
+               "arms": "+".join(m.get("arms") or []), "lambda_mi": m.get("lambda_mi"), "seed": m.get("seed"),
+               "macs": m["cost"]["macs"], "params": m["cost"]["params"],
+               "original_macs": lat.get("original_macs", m["cost"]["macs"] if m["method"] == "original" else None),
+               "macs_ratio": lat.get("macs_ratio", 1.0 if m["method"] == "original" else None)}
+        for b in ("eager", "torchscript", "onnx"):
+            row[f"{b}_ms"] = lat.get(f"{b}_ms")
+            row[f"{b}_iqr_ms"] = lat.get(f"{b}_iqr_ms")
+            row[f"original_{b}_ms"] = lat.get(f"original_{b}_ms")
+            row[f"speedup_{b}"] = lat.get(f"speedup_{b}", 1.0 if m["method"] == "original" and f"{b}_ms" in lat
+                                          else None)
+        row.update(torchscript_export=lat.get("torchscript", ""), onnx_export=lat.get("onnx", ""),
+                   input="x".join(str(v) for v in lat["input"]), threads=lat["threads"], runs=lat["runs"],
+                   cpu=lat["cpu"], torch=lat["torch"], path=str(p))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    out = Path(out)
+    atomic_write_text(out, df.to_csv(index=False))
+    keys = ["task", "method", "addon", "arms", "lambda_mi"]
+    g = df.assign(lambda_mi=df["lambda_mi"].astype(float).fillna(0.0)).groupby(keys, sort=False, dropna=False)
+    num = ["macs", "macs_ratio", "eager_ms", "torchscript_ms", "onnx_ms", "speedup_eager", "speedup_torchscript",
+           "speedup_onnx"]
+    summary = g[num].mean(numeric_only=False).reset_index()
+    summary.insert(len(keys), "n", g.size().to_numpy())
+    summary["method"] = [label(m, a) for m, a in zip(summary["method"], summary["addon"])]
+    summary = summary.drop(columns=["addon"])
+    summary["macs"] = summary["macs"].map(_fmt_count)
+    text = ["# Measured latency", "",
+            f"CPU latency at batch 1 ({df['threads'].iloc[0]} thread(s), {df['cpu'].iloc[0]}, torch "
+            f"{df['torch'].iloc[0]}): median of {df['runs'].iloc[0]} interleaved runs after warm-up, in ms; each "
+            "student is timed interleaved with its task's Original in the same process, so `speedup_*` (the "
+            "Original's median over the student's) is measured under the same conditions; `macs_ratio` is the "
+            "Original's MACs over the student's (torchprofile). The paper reports MACs only. Mean over seeds (n).",
+            "", summary.astype(object).where(summary.notna(), "").to_markdown(index=False, floatfmt=".3f"), ""]
+    md = out.with_suffix(".md")
+    atomic_write_text(md, "\n".join(text))
+    return [str(out), str(md)]
 
 
 def render_control(metrics, out) -> list[str]:

@@ -68,6 +68,26 @@ def evaluate(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_pat
             "cost": cost, "protocol": protocol, "eval_seconds": time.time() - t0}
 
 
+def measure_latency(ck: dict, spec, cfg: dict, compare_original: bool = True) -> dict:
+    """CPU latency of the checkpoint's generator at batch 1 (``eval.latency``; vem.metrics.latency), timed
+    interleaved with the task's Original architecture (``teachers.original``, built with fresh weights:
+    latency does not depend on their values) unless it is the Original itself."""
+    import torch
+
+    from ..metrics.latency import latency
+    from ..models import build, from_config
+
+    G = load_generator(ck)
+    orig = None
+    if compare_original:
+        with torch.random.fork_rng(devices=[]):
+            orig = build(from_config(cfg["teachers"]["original"], spec.in_channels, spec.out_channels,
+                                     image_size=spec.size))
+    lat = cfg["eval"]["latency"]
+    return latency(G, spec.in_channels, spec.input_size, orig, lat["runs"], lat["warmup"], lat["threads"],
+                   lat["backends"])
+
+
 def evaluate_best_on_test(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_path=None,
                           name="generator") -> dict:
     """The anchors' selection: every training snapshot (and the final weights) scored on the TEST set,

@@ -107,6 +107,26 @@ rule control:
         "python -m vem control --metrics {input} --out {output.csv} > {log} 2>&1"
 
 
+rule latency:
+    input:
+        PLAN.latency_metrics(),
+    output:
+        csv=report(
+            "results/latency.csv", caption="../report/latency.rst", category="Tables"
+        ),
+        md="results/latency.md",
+    log:
+        "logs/latency.log",
+    benchmark:
+        "results/benchmarks/latency.tsv"
+    conda:
+        "../../envs/vem.yaml"
+    message:
+        "Gather the measured CPU latency of every evaluated generator"
+    shell:
+        "python -m vem latency --metrics {input} --out {output.csv} > {log} 2>&1"
+
+
 rule summary:
     input:
         tables=expand("results/table{n}.md", n=config["tables"]),
