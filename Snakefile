@@ -34,6 +34,7 @@ rule all:
         ["results/control.csv"] if PLAN.control_metrics() else [],
         [f"results/tuning/{m}.csv" for m in PLAN.tuning_methods()],
         "results/latency.csv",
+        "results/leaderboard.html",
         "results/summary.md",
 
 

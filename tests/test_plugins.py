@@ -4,6 +4,7 @@ installing; a class that breaks the protocol fails ``snakemake -n`` with one lin
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,8 +27,10 @@ SMALL = {"tasks": ["fmnist_sneaker2boot"], "methods": ["omgd"], "seeds": [0],   
 def plugin_site(tmp_path_factory):
     """The example add-on package installed (pip, no network, no build isolation) into a private folder."""
     site = tmp_path_factory.mktemp("site")
+    src = tmp_path_factory.mktemp("src") / "vem-hint-addon"      # a copy: the build writes next to the sources
+    shutil.copytree(ROOT / "examples" / "vem-hint-addon", src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     res = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                          "--no-index", "--target", str(site), str(ROOT / "examples" / "vem-hint-addon")],
+                          "--no-index", "--target", str(site), str(src)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert list(site.glob("vem_hint_addon-*.dist-info/entry_points.txt"))
@@ -155,11 +158,12 @@ def test_module_class_addon_and_method_appear_in_the_dag_without_installing(tmp_
 
 
 @pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup installs it)")
-def test_example_addon_runs_through_the_smoke_dag_into_table4(tmp_path, plugin_site):
+def test_example_addon_runs_through_the_smoke_dag_into_table4_and_the_leaderboard(tmp_path, plugin_site):
     cfg = _config(tmp_path, addons=["none", "hint", "bad_addons:Scaled"], overrides={"addon.hint.pool": 2})
     work = tmp_path / "work"
     res = subprocess.run([SNAKEMAKE, "--cores", "2", "-s", str(ROOT / "Snakefile"), "-d", str(work),
-                          "--configfile", str(ROOT / "config" / "smoke.yaml"), str(cfg), "--", "results/table4.csv"],
+                          "--configfile", str(ROOT / "config" / "smoke.yaml"), str(cfg), "--", "results/table4.csv",
+                          "results/leaderboard.html"],
                          capture_output=True, text=True, env=_env(plugin_site), timeout=1200)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     run = work / "results/runs/fmnist_sneaker2boot/omgd/hint_lam0.1/seed0"
@@ -172,3 +176,5 @@ def test_example_addon_runs_through_the_smoke_dag_into_table4(tmp_path, plugin_s
     rows = list(csv.DictReader(open(work / "results" / "table4.csv")))
     cells = [str(v) for r in rows for v in r.values()]
     assert "OMGD + Hint" in cells and "OMGD + Scaled hint" in cells, rows[:4]
+    page = (work / "results" / "leaderboard.html").read_text()
+    assert "<td>OMGD + Hint</td>" in page and "<td>OMGD + Scaled hint</td>" in page

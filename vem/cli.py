@@ -384,6 +384,12 @@ def cmd_latency(args):
         print(f"wrote {p}")
 
 
+def cmd_leaderboard(args):
+    from .leaderboard import render
+
+    print(f"wrote {render(args.metrics, args.out, json.loads(args.meta) if args.meta else None)}")
+
+
 def cmd_tune(args):
     from .tuning import render_tuning
 
@@ -628,6 +634,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("latency", cmd_latency, "gather every evaluated generator's measured CPU latency -> latency.csv")
     sp.add_argument("--metrics", nargs="+", required=True)
     sp.add_argument("--out", required=True)
+
+    sp = add("leaderboard", cmd_leaderboard, "render results/leaderboard.html (sortable, filterable) from metrics")
+    sp.add_argument("--metrics", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--meta", default=None, help="JSON shown at the foot of the page (commit, date, config hash)")
 
     sp = add("tune", cmd_tune, "score every add-on tuning trial on the val split and choose per task kind "
                                "(results/tuning/<method>.csv/.json/.md)")

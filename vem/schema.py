@@ -104,3 +104,18 @@ def _check_finite(value, where: str) -> None:
             _check_finite(v, f"{where}.{k}" if where else str(k))
     elif isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where} must be a finite number, got {value!r}")
+
+
+def import_class_path(path: str, what: str):
+    """The object a ``module:Class`` string names; ConfigError naming ``what`` if it is no such path or does
+    not import (a user's add-on or method given in the configuration)."""
+    import importlib
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", path):
+        raise ConfigError(f"{what} {path!r} is neither a registered {what} id nor a module:Class path")
+    module, attr = path.split(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"{what} {path!r} does not import: {type(e).__name__}: {e}") from None

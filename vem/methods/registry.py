@@ -11,16 +11,13 @@ A ``module:Class`` string in the workflow's ``methods`` registers that class wit
 from __future__ import annotations
 
 import functools
-import importlib
 import os
-import re
 from importlib.metadata import entry_points
 
 from .base import Method
 
 GROUP = "vem.methods"
 ENV = "VEM_METHODS"
-CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @functools.cache
@@ -42,15 +39,9 @@ def _registry() -> dict[str, type[Method]]:
 
 
 def _add(reg: dict, path: str) -> str:
-    from ..schema import ConfigError
+    from ..schema import ConfigError, import_class_path
 
-    if not CLASS_PATH.match(path):
-        raise ConfigError(f"method {path!r} is neither a registered method id nor a module:Class path")
-    module, attr = path.split(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"method {path!r} does not import: {type(e).__name__}: {e}") from None
+    cls = import_class_path(path, "method")
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ConfigError(f"method {path!r} is not a vem.methods.Method subclass")
     missing = [a for a in ("id", "title", "config_file", "schema") if not hasattr(cls, a)]

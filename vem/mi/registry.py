@@ -19,13 +19,12 @@ constructor takes ``lambda_mi`` and any of ``channels``, ``s_channels``, ``t_cha
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import os
 import re
 from importlib.metadata import entry_points
 
-from ..schema import ConfigError
+from ..schema import ConfigError, import_class_path
 from .options import ADDON_IDS
 
 GROUP = "vem.addons"
@@ -33,7 +32,6 @@ PROTOCOL = {"fit_step": ("t", "s", "idx"), "loss": ("t", "s", "idx"), "student_p
             "state_dict": (), "load_state_dict": ("state_dict",)}
 CONTEXT = ("channels", "s_channels", "t_channels", "image_size", "n_data")
 TITLES = {"vid": "VID", "crd": "CRD", "vem": "VEM"}
-CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 ENV = "VEM_ADDONS"
 
 _by_path: dict[str, type] = {}      # module:Class strings registered in this process
@@ -82,13 +80,7 @@ def _entry_points() -> dict[str, type]:
 
 def register(path: str) -> str:
     """Import a ``module:Class`` add-on, check it, register it; returns its id."""
-    if not CLASS_PATH.match(path):
-        raise ConfigError(f"add-on {path!r} is neither an add-on id nor a module:Class path")
-    module, attr = path.split(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"add-on {path!r} does not import: {type(e).__name__}: {e}") from None
+    cls = import_class_path(path, "add-on")
     name = check_class(cls, f"add-on {path!r}")
     other = _entry_points().get(name) or _by_path.get(name)
     if other is not None and other is not cls:

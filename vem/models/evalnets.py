@@ -85,6 +85,16 @@ class Segmenter(nn.Module):
         return self.out(d1)
 
 
+def _vgg_taps(features: nn.Module, x, taps) -> list:
+    """The activations after the layers ``taps`` (indices into VGG16's ``features``)."""
+    out = []
+    for i, layer in enumerate(features):
+        x = layer(x)
+        if i in taps:
+            out.append(x)
+    return out
+
+
 class VGG16Perceptual(nn.Module):
     """OMGD's perceptual network at paper scale: torchvision's VGG16 ``features`` with ImageNet weights
     from a file (``vgg16-397923af.pth``, the metric_weights rule); ``taps`` returns relu1_2, relu2_2,
@@ -103,13 +113,7 @@ class VGG16Perceptual(nn.Module):
         self.features = net.features[: self.TAPS[-1] + 1]
 
     def taps(self, x):
-        x = (x + 1) / 2
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.TAPS:
-                out.append(x)
-        return out
+        return _vgg_taps(self.features, (x + 1) / 2, self.TAPS)
 
 
 class VGG16LPIPS(nn.Module):
@@ -145,13 +149,7 @@ class VGG16LPIPS(nn.Module):
             self.register_buffer(f"lin{i}", w)
 
     def taps(self, x):
-        x = (x - self.shift) / self.scale
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.TAPS:
-                out.append(x)
-        return out
+        return _vgg_taps(self.features, (x - self.shift) / self.scale, self.TAPS)
 
     def forward(self, x, y):
         from ..losses import lpips

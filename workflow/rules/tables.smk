@@ -127,6 +127,27 @@ rule latency:
         "python -m vem latency --metrics {input} --out {output.csv} > {log} 2>&1"
 
 
+rule leaderboard:
+    input:
+        PLAN.latency_metrics(),
+    output:
+        report(
+            "results/leaderboard.html",
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+        ),
+    log:
+        "logs/leaderboard.log",
+    conda:
+        "../../envs/vem.yaml"
+    params:
+        meta=lambda w: json.dumps(RUN_META, sort_keys=True),
+    message:
+        "Render the leaderboard page (results/leaderboard.html)"
+    shell:
+        "python -m vem leaderboard --metrics {input} --meta '{params.meta}' --out {output} > {log} 2>&1"
+
+
 rule summary:
     input:
         tables=expand("results/table{n}.md", n=config["tables"]),
