@@ -338,11 +338,15 @@ def cmd_evaluate(args):
     atomic_write_json(args.out, record)
     m = res["metric"]
     lat = res["latency"]
+    line = (f"{spec.id} {args.method}+{args.addon}: {m['name']} = {m['value']:.4f}, "
+            f"MACs {res['cost']['macs'] / 1e6:.2f} M, params {res['cost']['params'] / 1e6:.4f} M")
     timed = [b for b in lat["backends"] if f"{b}_ms" in lat]
-    speed = "".join(f", x{lat[f'speedup_{b}']:.2f} vs the Original" for b in timed[:1] if f"speedup_{b}" in lat)
-    print(f"{spec.id} {args.method}+{args.addon}: {m['name']} = {m['value']:.4f}, "
-          f"MACs {res['cost']['macs'] / 1e6:.2f} M, params {res['cost']['params'] / 1e6:.4f} M"
-          + "".join(f", latency {lat[f'{b}_ms']:.2f} ms ({b}, batch 1){speed}" for b in timed[:1]))
+    if timed:
+        b = timed[0]
+        line += f", latency {lat[f'{b}_ms']:.2f} ms ({b}, batch 1)"
+        if f"speedup_{b}" in lat:
+            line += f", x{lat[f'speedup_{b}']:.2f} vs the Original"
+    print(line)
 
 
 def cmd_figure(args):
@@ -363,24 +367,11 @@ def cmd_figure(args):
         print(f"wrote {p}")
 
 
-def cmd_dose_response(args):
-    from .tables import render_dose_response
+def cmd_render_table(args):
+    """dose-response / control / latency: ``vem.tables.render_<name>(metrics, out)`` (``args.render``)."""
+    from . import tables
 
-    for p in render_dose_response(args.metrics, args.out):
-        print(f"wrote {p}")
-
-
-def cmd_control(args):
-    from .tables import render_control
-
-    for p in render_control(args.metrics, args.out):
-        print(f"wrote {p}")
-
-
-def cmd_latency(args):
-    from .tables import render_latency
-
-    for p in render_latency(args.metrics, args.out):
+    for p in getattr(tables, args.render)(args.metrics, args.out):
         print(f"wrote {p}")
 
 
@@ -623,21 +614,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tuned-runs", nargs="*", default=[], help="list files of tuned runs' metrics.json")
     sp.add_argument("--out", required=True)
 
-    sp = add("dose-response", cmd_dose_response, "render the lambda_MI dose-response table from metrics files")
-    sp.add_argument("--metrics", nargs="+", required=True)
-    sp.add_argument("--out", required=True)
+    def metrics_to_out(name, fn, help_, render=None):
+        sp = add(name, fn, help_)
+        sp.set_defaults(render=render)
+        sp.add_argument("--metrics", nargs="+", required=True)
+        sp.add_argument("--out", required=True)
+        return sp
 
-    sp = add("control", cmd_control, "render the positive-control table from metrics files")
-    sp.add_argument("--metrics", nargs="+", required=True)
-    sp.add_argument("--out", required=True)
-
-    sp = add("latency", cmd_latency, "gather every evaluated generator's measured CPU latency -> latency.csv")
-    sp.add_argument("--metrics", nargs="+", required=True)
-    sp.add_argument("--out", required=True)
-
-    sp = add("leaderboard", cmd_leaderboard, "render results/leaderboard.html (sortable, filterable) from metrics")
-    sp.add_argument("--metrics", nargs="+", required=True)
-    sp.add_argument("--out", required=True)
+    metrics_to_out("dose-response", cmd_render_table, "render the lambda_MI dose-response table from metrics files",
+                   "render_dose_response")
+    metrics_to_out("control", cmd_render_table, "render the positive-control table from metrics files",
+                   "render_control")
+    metrics_to_out("latency", cmd_render_table, "gather every evaluated generator's measured CPU latency -> "
+                   "latency.csv", "render_latency")
+    sp = metrics_to_out("leaderboard", cmd_leaderboard, "render results/leaderboard.html (sortable, filterable) "
+                        "from metrics")
     sp.add_argument("--meta", default=None, help="JSON shown at the foot of the page (commit, date, config hash)")
 
     sp = add("tune", cmd_tune, "score every add-on tuning trial on the val split and choose per task kind "

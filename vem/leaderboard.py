@@ -18,11 +18,10 @@ from importlib import resources
 from io import StringIO
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from .methods import label
+from .stats import mean_ci
 from .tables import _fmt_count, load_metrics, summarise
 from .utils import atomic_write_text
 
@@ -51,13 +50,6 @@ def _paper_value(paper: pd.DataFrame, paper_task: str, method: str, addon: str) 
     return float(r["value"]), f"{r['metric']} {r['value']:.2f} (Table {int(r['table'])})"
 
 
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    if len(values) < 2:
-        return math.nan, math.nan
-    half = sps.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return values.mean() - half, values.mean() + half
-
-
 def _rel(path: str, base: Path) -> str:
     return os.path.relpath(Path(path).resolve(), base.resolve()).replace(os.sep, "/")
 
@@ -69,11 +61,9 @@ def rows(metrics, out: Path) -> list[dict]:
     base = Path(out).parent
     out_rows = []
     for _, r in s.iterrows():
-        g = df[(df.task == r.task) & (df.method == r.method) & (df.addon == r.addon) & (df.arms == r.arms)
-               & (df.lambda_mi.astype(float).fillna(0.0) == r.lambda_mi)]
-        lo, hi = _ci(r["_values"])
+        lo, hi = mean_ci(r["_values"])
         pv, ptxt = _paper_value(paper, r.paper_task, r.method, r.addon)
-        samples = [str(Path(p).with_name("samples.png")) for p in g["path"]]
+        samples = [str(Path(p).with_name("samples.png")) for p in r["_paths"]]
         samples = [p for p in samples if Path(p).is_file()]
         title = label(r.method, r.addon) + (f" ({r.arms})" if r.arms else "")
         out_rows.append({
@@ -86,7 +76,7 @@ def rows(metrics, out: Path) -> list[dict]:
             "paper (published)": pv, "_paper_text": ptxt,
             "_samples": [_rel(p, base) for p in samples],
             "_runs": [("" if seed is None or seed != seed else str(int(seed)), _rel(p, base))
-                      for seed, p in zip(g["seed"], g["path"])],
+                      for seed, p in zip(r["_seeds"], r["_paths"])],
         })
     return out_rows
 

@@ -72,15 +72,11 @@ class Plan:
         self.scale = scales.pop()
         # add-ons: ids, or module:Class paths of user add-ons (imported, checked, registered under their id)
         self.addon_paths = {}
-        for key, where in (("addons", config), ("addons", config.get("dose_response") or {}),
-                           ("addons", config.get("control") or {}), ("addons", config.get("tuning") or {})):
-            if key in where:
-                ids = []
-                for a in where[key]:
-                    ids.append(canonical(a))
-                    if ids[-1] != a:
-                        self.addon_paths[ids[-1]] = a
-                where[key] = ids
+        for section in (config, *(config.get(k) or {} for k in ("dose_response", "control", "tuning"))):
+            if "addons" in section:
+                given = section["addons"]
+                section["addons"] = [canonical(a) for a in given]
+                self.addon_paths.update((i, a) for i, a in zip(section["addons"], given) if i != a)
         config["methods"] = self._canonical_methods(config["methods"])   # before overrides set their keys
         self.overrides = config.get("overrides") or {}
         self.cfg = {t: resolve(t, self.overrides) for t in self.tasks}

@@ -13,6 +13,18 @@ import math
 import numpy as np
 
 
+def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` confidence interval of the mean of ``values`` (t with n - 1 degrees of freedom); NaNs for
+    fewer than 2 values, the point itself when they are all equal."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * float(v.std(ddof=1)) / math.sqrt(len(v))
+    return float(v.mean()) - half, float(v.mean()) + half
+
+
 def paired_effect(a: dict, b: dict, level: float = 0.95) -> dict:
     """``a``, ``b``: seed -> value. The paired difference a - b over the seeds both have: n, mean, sd,
     its ``level`` confidence interval (t with n - 1 degrees of freedom) and the two-sided p-value."""
@@ -30,9 +42,8 @@ def paired_effect(a: dict, b: dict, level: float = 0.95) -> dict:
     if sd == 0:   # identical differences: the interval is the point, the test is degenerate
         out.update(ci_low=out["mean"], ci_high=out["mean"], p=1.0 if out["mean"] == 0 else 0.0)
         return out
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
-    out.update(ci_low=out["mean"] - half, ci_high=out["mean"] + half,
-               p=float(stats.ttest_1samp(d, 0.0).pvalue))
+    lo, hi = mean_ci(d, level)
+    out.update(ci_low=lo, ci_high=hi, p=float(stats.ttest_1samp(d, 0.0).pvalue))
     return out
 
 

@@ -126,6 +126,7 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
                    mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                    seeds=" ".join(str(s) for s in sorted(g["seed"].tolist())), _values=vals,
                    _by_seed=dict(zip(g["seed"].tolist(), vals.tolist())),
+                   _seeds=g["seed"].tolist(), _paths=g["path"].tolist(),
                    checkpoint=g["protocol"].iloc[0],
                    **{f"probe_{k}": float(np.nanmean(g[f"probe_{k}"])) if g[f"probe_{k}"].notna().any() else math.nan
                       for k in PROBE_KEYS})

@@ -196,20 +196,16 @@ def fetch_weights(name: str, out: Path, user_path: str | None = None, log=print)
     how = (f"either let this rule download it (needs network; {w['urls'][0]}) or set "
            if w["urls"] else f"get {w.get('where', w['file'])} and set ")
     how += f"the config key {w['config_key']}: /path/to/{w['file']} (for offline cluster nodes)"
-    if user_path:
-        src = Path(user_path)
-        if not src.is_file():
-            raise FileNotFoundError(f"{w['config_key']} points to {src}, which does not exist; {how}")
+    src = Path(user_path) if user_path else _package_file(w)   # the user's copy, else an installed package's
+    if user_path and not src.is_file():
+        raise FileNotFoundError(f"{w['config_key']} points to {src}, which does not exist; {how}")
+    if src is not None:
         tmp = out.with_name(out.name + ".part")
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, tmp)
         os.replace(tmp, out)
-    elif (pkg := _package_file(w)) is not None:
-        tmp = out.with_name(out.name + ".part")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(pkg, tmp)
-        os.replace(tmp, out)
-        log(f"{w['file']}: copied from the installed package ({pkg})")
+        if not user_path:
+            log(f"{w['file']}: copied from the installed package ({src})")
     elif not w["urls"]:
         raise FileNotFoundError(f"weights file {out} ({w['file']}) is missing: {how}")
     else:

@@ -50,9 +50,9 @@ def check_class(cls, where: str) -> str:
     if missing:
         raise ConfigError(f"{where}: {cls.__name__} lacks the add-on protocol method(s) {missing}")
     for meth, args in PROTOCOL.items():
-        params = [p for p in inspect.signature(getattr(cls, meth)).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]     # after self
-        var = any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(getattr(cls, meth)).parameters.values())
+        sig = inspect.signature(getattr(cls, meth)).parameters.values()
+        params = [p for p in sig if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]     # after self
+        var = any(p.kind == p.VAR_POSITIONAL for p in sig)
         if not var and len(params) < len(args):
             raise ConfigError(f"{where}: {cls.__name__}.{meth} must take ({', '.join(args)}), it takes "
                               f"({', '.join(p.name for p in params)})")
