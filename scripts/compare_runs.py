@@ -3,7 +3,7 @@
     python scripts/compare_runs.py [--subset] RUN_DIR_A RUN_DIR_B
 
 Each RUN_DIR is a working directory holding ``results/``. Metric values, costs, config hashes and seeds
-must be identical; timings and paths may differ. With --subset, B built only some of A's targets: every
+must be identical; timings and paths may differ (the tables' measured-latency columns included). With --subset, B built only some of A's targets: every
 metrics file and table B has must be in A and identical (B must have at least one of each). Exit status 1
 lists every difference.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 SAME = ("metric", "cost", "config_hash", "seed", "task", "method", "addon", "lambda_mi")
+TIMED = ("latency_ms", "speedup")  # table columns measured in wall-clock time: they differ between any two runs
 
 
 def compare(a: Path, b: Path, subset: bool = False) -> list[str]:
@@ -47,7 +48,8 @@ def compare(a: Path, b: Path, subset: bool = False) -> list[str]:
             errs.append(f"table {t} missing in {b if fa.is_file() else a}")
             continue
         try:
-            pd.testing.assert_frame_equal(pd.read_csv(fa), pd.read_csv(fb), check_exact=True)
+            ta, tb = (pd.read_csv(f).drop(columns=list(TIMED), errors="ignore") for f in (fa, fb))
+            pd.testing.assert_frame_equal(ta, tb, check_exact=True)
         except AssertionError as e:
             errs.append(f"table {t} differs: {str(e).splitlines()[0]}")
     return errs
