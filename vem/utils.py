@@ -22,7 +22,13 @@ def seed_all(seed: int, threads: int | None = None) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # torch.use_deterministic_algorithms would also set torch._inductor.config.deterministic, importing the
+    # inductor and dynamo (~1 s per job); nothing here compiles, so only ATen's flag is set (same effect)
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is not None:
+        setter(True, warn_only=True)
+    else:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     # deterministic mode would also NaN-fill every fresh allocation: costly on CPU and not needed here
     torch.utils.deterministic.fill_uninitialized_memory = False
     if threads:
@@ -115,29 +121,23 @@ def config_hash(cfg: dict) -> str:
 
 
 def versions() -> dict:
+    """The versions a metrics file records; read from the installed distributions' metadata, not by importing
+    them (``import cleanfid`` pulls in torchvision and torch._dynamo: ~2 s per job)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
-    for mod in ("torchvision", "scipy", "cleanfid", "torchprofile"):   # scipy: the FID sqrtm
+    for mod, dist in (("torchvision", "torchvision"), ("scipy", "scipy"), ("cleanfid", "clean-fid"),
+                      ("torchprofile", "torchprofile")):   # scipy: the FID sqrtm
         try:
-            m = __import__(mod)
-            out[mod] = getattr(m, "__version__", None) or _dist_version(mod)
-        except ImportError:
+            out[mod] = version(dist)
+        except PackageNotFoundError:
             pass
     from . import __version__
 
     out["vem"] = __version__
     return out
-
-
-def _dist_version(mod: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    name = {"cleanfid": "clean-fid"}.get(mod, mod)
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 def progress(iterable, desc: str, total: int | None = None, initial: int = 0):
