@@ -3,9 +3,9 @@
     python scripts/compare_runs.py [--subset] RUN_DIR_A RUN_DIR_B
 
 Each RUN_DIR is a working directory holding ``results/``. Metric values, costs, config hashes and seeds
-must be identical; timings and paths may differ (the tables' measured-latency columns included). With --subset, B built only some of A's targets: every
-metrics file and table B has must be in A and identical (B must have at least one of each). Exit status 1
-lists every difference.
+must be identical; timings and paths may differ (the tables' measured-latency columns included). With
+--subset, B built only some of A's targets: every metrics file and table B has must be in A and identical
+(B must have at least one of each). Exit status 1 lists every difference.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
 #
 # LOCAL_RUN_DIR: a directory holding a finished local smoke run's results/ (CI passes the repo after its
 # smoke step); without it a local run is made first in a scratch directory. Prints both wall times.
-# SLURM_SMOKE_TARGETS: what to build (default: the workflow's `all`, every table). CI builds results/table1.csv, whose 30 jobs
-# use every rule of the embedded preset, and compares those outputs with the local run's (--subset).
+# SLURM_SMOKE_TARGETS: what to build (default: the workflow's `all`, every table). CI builds Table 5 and
+# edges2shoes' Original (16 jobs: every job rule a table's cells need) and compares those outputs with the
+# local run's (--subset).
 # Exit 0 with a "SKIP:" line where SLURM cannot be set up here (not root / no apt).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"

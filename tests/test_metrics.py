@@ -306,3 +306,44 @@ def test_profile_cli_one_json_line():
     assert rec["macs"] == pytest.approx(1.408e9, abs=0.005e9)
     assert rec["params"] == pytest.approx(0.137e6, abs=0.001e6)
     assert rec["model"] == "mobile_resnet_9blocks" and rec["ngf"] == 16 and rec["input"] == [1, 3, 256, 256]
+
+
+@pytest.mark.parametrize("task", ["fmnist_edges2shoes", "fmnist_scenes"])
+def test_val_scores_in_memory_equal_the_png_zip_path(task, edges_assets, tmp_path):
+    """The val curves score the generated uint8 images in memory (no PNG round trip): the val reference and
+    every score equal those of writing the PNGs, reading them back and scoring the zip, to the last bit."""
+    from tests.conftest import save_task_data
+    from vem.config import resolve
+    from vem.data.taskdata import open_task_data
+    from vem.eval import ValScorer
+    from vem.eval.backends import make_backend
+    from vem.eval.images import generate_u8
+    from vem.models import Segmenter, build, from_config
+    from vem.utils import atomic_save_torch
+
+    cfg = resolve(task, {})
+    data = open_task_data(save_task_data(task, tmp_path), task, cfg)
+    evalnet = edges_assets / "feature.pt"
+    if task == "fmnist_scenes":
+        torch.manual_seed(0)
+        atomic_save_torch(tmp_path / "seg.pt", {"kwargs": {"width": 4}, "state_dict": Segmenter(width=4).state_dict()})
+        evalnet = tmp_path / "seg.pt"
+    scorer = ValScorer(data, evalnet, cfg)
+    zipped = make_backend(data.spec, evalnet, cfg)
+    assert scorer.backend.read_batch and scorer.n == 500
+    if task == "fmnist_edges2shoes":     # the val reference: real val B, in memory vs through a zip
+        ref_zip = zipped.real_stats(data, tmp_path / "real.zip", "val")
+        for k in ("mu", "sigma"):
+            np.testing.assert_array_equal(scorer.ref[k], ref_zip[k])
+        assert scorer.ref["description"] == ref_zip["description"]
+    else:
+        ref_zip = zipped.reference(data, "val")
+    torch.manual_seed(1)
+    G = build(from_config(cfg["teachers"]["original"], data.spec.in_channels, data.spec.out_channels))
+    for _ in range(2):                   # an untrained and a perturbed generator
+        path = tmp_path / "gen.zip"
+        write_png_zip(generate_u8(G, data, "val", scorer.n, 256), path)
+        assert scorer(G) == zipped.score(path, ref_zip)[0]
+        with torch.no_grad():
+            for p in G.parameters():
+                p.add_(0.05 * torch.randn_like(p))

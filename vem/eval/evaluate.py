@@ -31,9 +31,8 @@ class ValScorer:
         self.tmp = tempfile.TemporaryDirectory(prefix="vem-val-")
 
     def __call__(self, G) -> float:
-        out = Path(self.tmp.name) / "gen.zip"
-        write_png_zip(generate_u8(G, self.data, "val", self.n, self.cfg["eval"]["batch"]), out)
-        return self.backend.score(out, self.ref)[0]
+        images = generate_u8(G, self.data, "val", self.n, self.cfg["eval"]["batch"])
+        return self.backend.score_images(images, self.ref, self.tmp.name)[0]
 
     def better(self, a: float, b: float) -> bool:
         return self.backend.better(a, b)

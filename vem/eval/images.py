@@ -45,6 +45,19 @@ def read_zip_u8(images_zip, batch: int):
             yield np.stack([np.asarray(Image.open(io.BytesIO(z.read(n)))) for n in names[i:i + batch]])
 
 
+def batched_u8(images_u8, batch: int):
+    """Any iterable of uint8 images, ``batch`` at a time, as ``read_zip_u8`` yields them from the zip the
+    images would be written to (PNG is lossless: the same arrays, the same batches)."""
+    buf = []
+    for im in images_u8:
+        buf.append(np.asarray(im))
+        if len(buf) == batch:
+            yield np.stack(buf)
+            buf = []
+    if buf:
+        yield np.stack(buf)
+
+
 @torch.no_grad()
 def generate_u8(G, data, split: str, n: int | None = None, batch: int = 256):
     """The generator's outputs on the first ``n`` (default: all) inputs of ``split`` as uint8 images, in
