@@ -35,6 +35,21 @@ def students():
     return out
 
 
+def interleaved(what: str, variants: dict, reps: int) -> list[dict]:
+    """Median wall time of each variant, the variants run in turn ``reps`` times after 3 warm-up rounds."""
+    times = {k: [] for k in variants}
+    for _ in range(3):
+        for f in variants.values():
+            f()
+    for _ in range(reps):
+        for k, f in variants.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return [{"student": what, "variant": k, "median_ms": round(1000 * statistics.median(v), 2)}
+            for k, v in times.items()]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=30)
@@ -60,17 +75,7 @@ def main(argv=None) -> None:
             lambda: [m(x3c[i]).square().mean().backward() for i, m in enumerate(plain)],
         "3 conv stacks x batch 8, one grouped conv stack (fwd+bwd)":
             lambda: grouped(x3c.permute(1, 0, 2, 3, 4).reshape(8, 3, 32, 32)).square().mean().backward()}
-    tc = {k: [] for k in conv_variants}
-    for _ in range(3):
-        for f in conv_variants.values():
-            f()
-    for _ in range(a.reps):
-        for k, f in conv_variants.items():
-            t0 = time.perf_counter()
-            f()
-            tc[k].append(time.perf_counter() - t0)
-    rows += [{"student": "conv stack", "variant": k, "median_ms": round(1000 * statistics.median(v), 2)}
-             for k, v in tc.items()]
+    rows += interleaved("conv stack", conv_variants, a.reps)
     for kind, make in students().items():
         g = make()
         opt = torch.optim.Adam(g.parameters())
@@ -95,17 +100,7 @@ def main(argv=None) -> None:
         variants = {"batch 8": lambda: step(8), "batch 16": lambda: step(16), "batch 24": lambda: step(24),
                     "3 seeds x batch 8, one after another (fwd+bwd)": seq,
                     "3 seeds x batch 8, torch.func stacked (fwd+bwd)": stacked}
-        times = {k: [] for k in variants}
-        for _ in range(3):
-            for f in variants.values():
-                f()
-        for _ in range(a.reps):
-            for k, f in variants.items():
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
-        for k, v in times.items():
-            rows.append({"student": kind, "variant": k, "median_ms": round(1000 * statistics.median(v), 2)})
+        rows += interleaved(kind, variants, a.reps)
     df = pd.DataFrame(rows)
     print(df.to_markdown(index=False))
     if a.out:
