@@ -2,12 +2,9 @@
 # The smoke preset through profiles/slurm on a one-node localhost SLURM, compared with a local run.
 #
 #   scripts/slurm-smoke.sh [LOCAL_RUN_DIR]
-#   scripts/slurm-smoke.sh --build-only OUT_DIR
 #
-# LOCAL_RUN_DIR: a directory holding a finished local smoke run's results/; without it a local run is made
-# first in a scratch directory. Prints both wall times. --build-only: only the run through SLURM, into OUT_DIR,
-# compared later by the caller (CI runs it beside its tests and compares it with its own local smoke run:
-# `scripts/compare_runs.py --subset . OUT_DIR`).
+# LOCAL_RUN_DIR: a directory holding a finished local smoke run's results/ (CI passes the repo after its
+# smoke step); without it a local run is made first in a scratch directory. Prints both wall times.
 # SLURM_SMOKE_TARGETS: what to build (default: the workflow's `all`, every table). CI builds Table 5 and
 # edges2shoes' Original (16 jobs: every job rule a table's cells need) and compares those outputs with the
 # local run's (--subset).
@@ -36,14 +33,7 @@ read -r -a TARGETS <<< "${SLURM_SMOKE_TARGETS:-}"
 SUBSET=()
 [[ ${#TARGETS[@]} -eq 0 ]] || SUBSET=(--subset)
 LOCAL="${1:-}"
-OUT="$WORK/slurm"
-BUILD_ONLY=""
-if [[ "$LOCAL" == "--build-only" ]]; then
-    OUT="${2:?--build-only needs an output directory}"
-    LOCAL=""
-    BUILD_ONLY=1
-fi
-if [[ -z "$LOCAL" && -z "$BUILD_ONLY" ]]; then
+if [[ -z "$LOCAL" ]]; then
     LOCAL="$WORK/local"
     mkdir -p "$LOCAL"
     t0=$(date +%s)
@@ -51,9 +41,9 @@ if [[ -z "$LOCAL" && -z "$BUILD_ONLY" ]]; then
         --configfile "$REPO/config/smoke.yaml" --quiet rules > "$WORK/local.log" 2>&1
     echo "local smoke run: $(( $(date +%s) - t0 )) s"
 fi
-mkdir -p "$OUT"
+mkdir -p "$WORK/slurm"
 t0=$(date +%s)
-if ! timeout -k 10 1500 "$SNAKEMAKE" "${TARGETS[@]}" -s "$REPO/Snakefile" --directory "$OUT" \
+if ! timeout -k 10 1500 "$SNAKEMAKE" "${TARGETS[@]}" -s "$REPO/Snakefile" --directory "$WORK/slurm" \
         --configfile "$REPO/config/smoke.yaml" --workflow-profile "$REPO/profiles/slurm" --slurm-no-account \
         --jobs 4 --quiet rules > "$WORK/slurm.log" 2>&1; then
     tail -40 "$WORK/slurm.log"
@@ -61,5 +51,4 @@ if ! timeout -k 10 1500 "$SNAKEMAKE" "${TARGETS[@]}" -s "$REPO/Snakefile" --dire
     exit 1
 fi
 echo "SLURM smoke run: $(( $(date +%s) - t0 )) s ($(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm.log" || true) jobs submitted)"
-[[ -z "$BUILD_ONLY" ]] || exit 0
-"$PY" "$REPO/scripts/compare_runs.py" "${SUBSET[@]}" "$LOCAL" "$OUT"
+"$PY" "$REPO/scripts/compare_runs.py" "${SUBSET[@]}" "$LOCAL" "$WORK/slurm"
