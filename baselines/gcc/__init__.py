@@ -60,7 +60,7 @@ class GCC(Method):
                 Stage(name, "run", ("prune",) + needs, what))
 
     def check(self, cfg: dict) -> None:
-        from vem.models.sagan import _levels
+        from vem.models.geometry import sagan_levels
 
         c = cfg[self.id]
         if cfg["kind"] != "unconditional":
@@ -69,7 +69,7 @@ class GCC(Method):
             raise ConfigError(f"{self.id}.pretrain.arch must be 'sagan', got {c['pretrain'].get('arch')!r}")
         from vem.data.tasks import get_task
 
-        n = _levels(get_task(cfg["task"]).size)
+        n = sagan_levels(get_task(cfg["task"]).size)
         for key in ("g_taps", "d_taps"):
             bad = [t for t in c[key] if t.startswith("l") and int(t[1:]) > n]
             if bad:

@@ -27,12 +27,12 @@ LeakyReLU) - the selective-activation discriminator.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
+
+from .geometry import sagan_levels as _levels
 
 
 class SpectralNorm(nn.Module):
@@ -59,13 +59,6 @@ def sn(module: nn.Module) -> nn.Module:
     """GCC's spectral norm on a conv's weight (a parametrisation: ``parametrizations.weight.original``)."""
     parametrize.register_parametrization(module, "weight", SpectralNorm(module.weight.detach()))
     return module
-
-
-def _levels(image_size: int) -> int:
-    n = int(round(math.log2(image_size))) - 2
-    if image_size < 16 or 2 ** (n + 2) != image_size:
-        raise ValueError(f"SAGAN image_size must be a power of 2 >= 16, got {image_size}")
-    return n
 
 
 def _run_stages(net: nn.Module, x) -> tuple[torch.Tensor, dict]:
