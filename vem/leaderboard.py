@@ -14,15 +14,13 @@ import html
 import json
 import math
 import os
-from importlib import resources
-from io import StringIO
 from pathlib import Path
 
 import pandas as pd
 
 from .methods import label
 from .stats import mean_ci
-from .tables import _fmt_count, load_metrics, summarise
+from .tables import TITLES, _fmt_count, load_metrics, paper_table, summarise
 from .utils import atomic_write_text
 
 COLUMNS = ["task", "scale", "stands for", "method", "lambda_MI", "metric", "mean", "95% CI", "n", "verdict",
@@ -32,14 +30,7 @@ NUMERIC = {"lambda_MI", "mean", "n", "MACs", "params", "latency (ms)", "speed-up
 
 
 def _paper_numbers() -> pd.DataFrame:
-    frames = []
-    for t in (1, 2, 3, 4, 5):
-        p = resources.files("vem").joinpath(f"paper/table{t}.csv")
-        if p.is_file():
-            frames.append(pd.read_csv(StringIO(p.read_text())).assign(table=t))
-    df = pd.concat(frames, ignore_index=True)
-    df["addon"] = df["addon"].fillna("none")
-    return df
+    return pd.concat([paper_table(t).assign(table=t) for t in TITLES], ignore_index=True)
 
 
 def _paper_value(paper: pd.DataFrame, paper_task: str, method: str, addon: str) -> tuple[float, str]:

@@ -228,14 +228,20 @@ def _is_default(r, s) -> bool:
     return r.lambda_mi == best
 
 
-def paper_rows(table: int, measured: pd.DataFrame) -> pd.DataFrame:
-    text = resources.files("vem").joinpath(f"paper/table{table}.csv").read_text()
+def paper_table(table: int) -> pd.DataFrame:
+    """The paper's published rows of Table ``table`` (``vem/paper/table<N>.csv``; no add-on = ``none``)."""
     from io import StringIO
 
-    p = pd.read_csv(StringIO(text), dtype={"lambda_mi": float})
+    p = pd.read_csv(StringIO(resources.files("vem").joinpath(f"paper/table{table}.csv").read_text()),
+                    dtype={"lambda_mi": float})
+    p["addon"] = p["addon"].fillna("none")
+    return p
+
+
+def paper_rows(table: int, measured: pd.DataFrame) -> pd.DataFrame:
+    p = paper_table(table)
     if measured.empty:
         return p.iloc[0:0]
-    p["addon"] = p["addon"].fillna("none")
     keep = p["paper_task"].isin(measured["paper_task"]) & p["method"].isin(measured["method"]) \
         & p["addon"].isin(measured["addon"])
     return p[keep]
