@@ -129,11 +129,18 @@ def test_resume_file_of_another_config_is_ignored(setup, tmp_path):
     assert torch.load(out / "student.pt", weights_only=True)["resumed_from"] == 0
 
 
-def test_best_on_test_selection_reports_the_best_snapshot_and_says_so(setup, tmp_path, capsys):
-    """Checkpoint selection is explicit: final (default) or best-during-training on the test set."""
+def test_checkpoint_selection_final_best_on_val_and_best_on_test_say_what_they_did(setup, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """Checkpoint selection is explicit: final (default), the best val-curve snapshot (test read once) or
+    the best snapshot on the test set."""
+    import importlib
     import json
 
+    import pandas as pd
+
     from vem.cli import main
+
+    ev_mod = importlib.import_module("vem.eval.evaluate")     # the module (vem.eval.evaluate is also a function)
 
     d, data, _ = setup
     common = ["--task", TASK, "--data", str(d / "d.npz"), "--threads", "1"]
@@ -156,6 +163,21 @@ def test_best_on_test_selection_reports_the_best_snapshot_and_says_so(setup, tmp
     assert "ON THE TEST SET" in best["protocol"]["checkpoint_selection"]
     assert final["protocol"]["checkpoint_selection"].startswith("final")
     assert cands[-1]["value"] == final["metric"]["value"]       # the last snapshot is the final weights
+    # best on val: the snapshot with the lowest val FD (the curve's own numbers), evaluated on test once
+    calls = []
+    real_evaluate = ev_mod.evaluate
+    monkeypatch.setattr(ev_mod, "evaluate", lambda *a, **k: calls.append(1) or real_evaluate(*a, **k))
+    assert main([*ev, "--selection", "best_on_val", "--images", str(tmp_path / "v.zip"),
+                 "--out", str(tmp_path / "val.json")]) == 0
+    monkeypatch.setattr(ev_mod, "evaluate", real_evaluate)
+    on_val = json.loads((tmp_path / "val.json").read_text())
+    curve = pd.read_csv(tmp_path / "c.csv")
+    assert [c["iter"] for c in on_val["protocol"]["candidates"]] == list(curve["iter"]) == [2, 4, 6]
+    assert [c["val"] for c in on_val["protocol"]["candidates"]] == list(curve["val"])
+    want = int(curve.loc[curve["val"].idxmin(), "iter"])
+    assert on_val["protocol"]["selected_iter"] == want and len(calls) == 1
+    assert on_val["metric"]["value"] == next(c["value"] for c in cands if c["iter"] == want)
+    assert "selected on the VAL split" in on_val["protocol"]["checkpoint_selection"]
     # without snapshots best-on-test is refused with one line
     assert main([*stage, "--set", "omgd.iters=2", "--out", str(tmp_path / "n.pt"),
                  "--table", str(tmp_path / "n.csv")]) == 0

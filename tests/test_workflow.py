@@ -26,6 +26,7 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
 
 @pytest.mark.parametrize("text, bad", [
     ("tasks: [fmnist_nope]", "fmnist_nope"),
+    ("checkpoint_selection: best", "best"),
     ("methods: [omgd, gcc2]", "gcc2"),
     ("addons: [vem, foo]", "foo"),
     ("seeds: [zero]", "zero"),
@@ -54,6 +55,18 @@ def test_bad_config_fails_dry_run_with_one_line(tmp_path, text, bad):
     lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("config error")]
     assert len(lines) == 1, res.stdout + res.stderr
     assert bad in lines[0]
+
+
+def test_best_on_val_selection_keeps_snapshots_and_selects_at_evaluation(tmp_path):
+    res = dry_run(tmp_path, "checkpoint_selection: best_on_val")
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout
+    cmds = [ln for ln in out.splitlines() if "python -m vem" in ln]
+    compress = [c for c in cmds if "--stage" in c and "/omgd/vem_lam0.1/" in c and "--out results/runs/" in c]
+    evaluate = [c for c in cmds if "python -m vem evaluate" in c and "/omgd/" in c]
+    assert compress and all("--keep-snapshots" in c for c in compress), compress[:1]
+    assert evaluate and all("--selection best_on_val" in c for c in evaluate), evaluate[:1]
+    assert not any("--selection best_on_val" in c for c in cmds if "/gan_compression/" in c)   # no trajectory
 
 
 def test_table4_dag_has_every_addon_for_every_task(tmp_path):

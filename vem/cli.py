@@ -304,7 +304,7 @@ def cmd_evaluate(args):
 
     from .data.taskdata import open_task_data
     from .data.tasks import get_task
-    from .eval import evaluate, evaluate_best_on_test, measure_latency, sample_grid
+    from .eval import evaluate, evaluate_best_on_test, evaluate_best_on_val, measure_latency, sample_grid
     from .mi.probe import summarise_curve
     from .utils import atomic_write_json, load_checkpoint, versions
 
@@ -316,6 +316,8 @@ def cmd_evaluate(args):
     data = open_task_data(args.data, args.task, cfg)
     if args.selection == "best_on_test":
         res = evaluate_best_on_test(ck, data, args.evalnet, cfg, args.images, args.real_stats, args.generator)
+    elif args.selection == "best_on_val":
+        res = evaluate_best_on_val(ck, data, args.evalnet, cfg, args.images, args.real_stats, args.generator)
     else:
         res = evaluate(ck, data, args.evalnet, cfg, args.images, args.real_stats)
         res["protocol"]["checkpoint_selection"] = "final iteration (no selection on test)"
@@ -582,7 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--input", type=_key_value, action="append", metavar="NAME=PATH",
                     help="a checkpoint the stage needs: an earlier stage's, or original / perceptual")
     sp.add_argument("--keep-snapshots", action="store_true",
-                    help="keep the student at every val-curve point (evaluate --selection best_on_test)")
+                    help="keep the student at every val-curve point (evaluate --selection best_on_val / "
+                         "best_on_test)")
     checkpoint_every(sp)
     sp.add_argument("--out", required=True, help="the stage's checkpoint (.pt)")
     sp.add_argument("--table", required=True, help="the stage's table (.csv): learning curve, trace, log")
@@ -601,9 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--curve", default=None, help="the generator's training curve (train_seconds in the record)")
     sp.add_argument("--images", required=True)
     sp.add_argument("--samples", default=None)
-    sp.add_argument("--selection", choices=["final", "best_on_test"], default="final",
-                    help="final iteration (default), or the best of the training snapshots ON THE TEST SET "
-                         "(the anchors' protocol; optimistic; needs stage --keep-snapshots)")
+    sp.add_argument("--selection", choices=["final", "best_on_val", "best_on_test"], default="final",
+                    help="final iteration (default); the training snapshot with the best val-curve score "
+                         "(best_on_val: test read once); or the best of the snapshots ON THE TEST SET "
+                         "(best_on_test: the anchors' protocol, optimistic); both need stage --keep-snapshots")
     sp.add_argument("--out", required=True)
 
     sp = add("tables", cmd_tables, "render a paper table from metrics files")

@@ -1,7 +1,7 @@
 """The one evaluation path: a generator -> uint8 PNGs in a zip -> the task's metric backend.
 
-Test scores (``evaluate``, ``evaluate_best_on_test``), val curves (``ValScorer``) and real reference
-statistics (``real_stats``) all go through it, at both scales.
+Test scores (``evaluate``, ``evaluate_best_on_val``, ``evaluate_best_on_test``), val curves (``ValScorer``) and
+real reference statistics (``real_stats``) all go through it, at both scales.
 """
 
 from __future__ import annotations
@@ -87,14 +87,42 @@ def measure_latency(ck: dict, spec, cfg: dict, compare_original: bool = True) ->
                    lat["backends"])
 
 
+def _snapshots(ck: dict, name: str, selection: str) -> list[dict]:
+    snaps = ck.get("snapshots") or []
+    if not snaps:
+        raise ValueError(f"{name} has no training snapshots; train with --keep-snapshots "
+                         f"(config checkpoint_selection: {selection}) for {selection.replace('_', '-')} selection")
+    return snaps
+
+
+def evaluate_best_on_val(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_path=None,
+                         name="generator") -> dict:
+    """Selection without looking at test: the training snapshot with the best val-curve score (the held-out
+    part of train, scored during training) is the one evaluated on test, once."""
+    snaps = _snapshots(ck, name, "best_on_val")
+    if any("val" not in sn for sn in snaps):
+        raise ValueError(f"{name}: its snapshots carry no val score (a stage without a val curve); "
+                         "use checkpoint_selection final")
+    backend = make_backend(data.spec, evalnet_path, cfg)
+    best = snaps[0]
+    for sn in snaps[1:]:
+        if backend.better(float(sn["val"]), float(best["val"])):
+            best = sn
+    res = evaluate(dict(ck, state_dict=best["state_dict"]), data, evalnet_path, cfg, images_zip, real_stats_path,
+                   backend)
+    res["protocol"].update(
+        checkpoint_selection=f"best of {len(snaps)} training snapshots selected on the VAL split "
+                             f"(held out of train; test read once): iteration {best['iter']}",
+        selected_iter=int(best["iter"]), candidates=[{"iter": int(sn["iter"]), "val": float(sn["val"])}
+                                                     for sn in snaps])
+    return res
+
+
 def evaluate_best_on_test(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_path=None,
                           name="generator") -> dict:
     """The anchors' selection: every training snapshot (and the final weights) scored on the TEST set,
     the best one reported. Optimistic by construction; the protocol says so and lists every candidate."""
-    snaps = ck.get("snapshots") or []
-    if not snaps:
-        raise ValueError(f"{name} has no training snapshots; train with --keep-snapshots "
-                         "(config checkpoint_selection: best_on_test) for best-on-test selection")
+    snaps = _snapshots(ck, name, "best_on_test")
     cands = [(int(sn["iter"]), sn["state_dict"]) for sn in snaps]
     if cands[-1][0] != ck.get("iters"):
         cands.append((int(ck.get("iters") or -1), ck["state_dict"]))

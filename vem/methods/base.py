@@ -69,7 +69,8 @@ class Method:
     # the keys of cfg[<id>] that weight the student's distillation from the teacher (not its GAN or
     # reconstruction-to-data terms): the positive control's 'nodistill' arm sets them to 0
     distill_keys: ClassVar[tuple[str, ...]] = ()
-    # the last stage keeps the student at every curve point on request (checkpoint_selection best_on_test);
+    # the last stage keeps the student at every curve point on request (checkpoint_selection best_on_val /
+    # best_on_test);
     # False for a method whose student is not a training trajectory (a searched, exported sub-network)
     keeps_snapshots: ClassVar[bool] = True
     # combined with the MI add-ons (Table 4, dose-response, control, tuning); False: runs without one only

@@ -51,7 +51,7 @@ rule compress:
         overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms, w.addon),
         every=config["checkpoint_every"],
         snapshots=lambda w: (
-            "--keep-snapshots" if PLAN.selection(w.method) == "best_on_test" else ""
+            "--keep-snapshots" if PLAN.selection(w.method) != "final" else ""
         ),
     message:
         "Compress {wildcards.task} with {wildcards.method} + {wildcards.addon} (lambda {wildcards.lam}{wildcards.arms}), seed {wildcards.seed}"
