@@ -314,10 +314,9 @@ def cmd_evaluate(args):
     ck = load_checkpoint(args.generator)
     _device(args)
     data = open_task_data(args.data, args.task, cfg)
-    if args.selection == "best_on_test":
-        res = evaluate_best_on_test(ck, data, args.evalnet, cfg, args.images, args.real_stats, args.generator)
-    elif args.selection == "best_on_val":
-        res = evaluate_best_on_val(ck, data, args.evalnet, cfg, args.images, args.real_stats, args.generator)
+    select = {"best_on_test": evaluate_best_on_test, "best_on_val": evaluate_best_on_val}.get(args.selection)
+    if select is not None:
+        res = select(ck, data, args.evalnet, cfg, args.images, args.real_stats, args.generator)
     else:
         res = evaluate(ck, data, args.evalnet, cfg, args.images, args.real_stats)
         res["protocol"]["checkpoint_selection"] = "final iteration (no selection on test)"
