@@ -8,6 +8,9 @@
 # SLURM_SMOKE_TARGETS: what to build (default: the workflow's `all`, every table). CI builds Table 5 and
 # edges2shoes' Original (16 jobs: every job rule a table's cells need) and compares those outputs with the
 # local run's (--subset).
+# SLURM_SMOKE_AFTER: a file that appears once LOCAL_RUN_DIR's run has finished. The SLURM run is then made
+# while the local one is still being made (CI: its waits on the scheduler overlap the local run's work), and
+# the comparison waits for the file (at most 40 min).
 # Exit 0 with a "SKIP:" line where SLURM cannot be set up here (not root / no apt).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -51,4 +54,12 @@ if ! timeout -k 10 1500 "$SNAKEMAKE" "${TARGETS[@]}" -s "$REPO/Snakefile" --dire
     exit 1
 fi
 echo "SLURM smoke run: $(( $(date +%s) - t0 )) s ($(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm.log" || true) jobs submitted)"
+if [[ -n "${SLURM_SMOKE_AFTER:-}" ]]; then
+    t0=$(date +%s)
+    until [[ -e "$SLURM_SMOKE_AFTER" ]]; do
+        (( $(date +%s) - t0 < 2400 )) || { echo "the local run did not finish ($SLURM_SMOKE_AFTER never appeared)"; exit 1; }
+        sleep 2
+    done
+    echo "waited $(( $(date +%s) - t0 )) s for the local run"
+fi
 "$PY" "$REPO/scripts/compare_runs.py" "${SUBSET[@]}" "$LOCAL" "$WORK/slurm"

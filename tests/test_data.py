@@ -373,3 +373,23 @@ def test_scene_label_maps_one_hot():
     np.testing.assert_array_equal(t.argmax(1).numpy(), maps)
     # the scene side is an image, not a label map
     assert T.to_tensor(maps * 40, spec, "B").shape == (4, 1, 32, 32)
+
+
+@pytest.mark.parametrize("task", ["fmnist_scenes", "fmnist_sneaker2boot", "fmnist_uncond"])
+def test_task_data_rows_convert_when_indexed_as_the_whole_split_would(fm, task, tmp_path):
+    """``TaskData.tensor(split, side)[idx]`` converts only the indexed rows; every kind of index gives the values,
+    dtype and strides (the one-hot maps' channels-last layout included: convolutions sum in layout order) of
+    converting the whole split first."""
+    from vem.data.taskdata import open_task_data
+    from vem.utils import atomic_save_npz
+
+    atomic_save_npz(tmp_path / "d.npz", **T.build_task(task, fm, seed=0), task=np.array(task))
+    data = open_task_data(tmp_path / "d.npz", task)
+    for split in ("train", "test"):
+        for side in ("B",) if task == "fmnist_uncond" else "AB":
+            rows, whole = data.tensor(split, side), T.to_tensor(data.raw[f"{split}_{side}"], data.spec, side)
+            assert len(rows) == len(whole) == data.n(split, side)
+            for idx in (torch.randint(0, len(rows), (7,), generator=torch.Generator().manual_seed(0)),
+                        np.arange(3), slice(1, 4), torch.tensor(2), 5, torch.arange(len(rows))):
+                a, b = rows[idx], whole[idx]
+                assert torch.equal(a, b) and a.dtype == b.dtype and a.stride() == b.stride(), (split, side, idx)

@@ -5,6 +5,7 @@ unconditional task kind and exact resume of the distill stage (with its concurre
 from __future__ import annotations
 
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -205,6 +206,22 @@ def test_sagan_teacher_trains_and_evaluates_with_both_mac_counts(uncond_assets, 
     m = evaluate(ck, data, assets / "feature.pt", cfg, tmp_path / "images.zip", tmp_path / "stats.npz")
     assert m["protocol"]["n_images"] == data.n("test", "A") == 10_000
     assert m["cost"]["input"] == [1, 128, 1, 1] and m["cost"]["macs_gcc"] == 449_024 < m["cost"]["macs"]
+    assert "subset" not in m["protocol"]
+    # eval.test_images: the first N test latents, scored as those N of the full evaluation would be, and said so
+    from vem.eval.backends import make_backend
+
+    cut = resolve(TASK, {"eval.test_images": 2000})
+    q = evaluate(ck, data, assets / "feature.pt", cut, tmp_path / "first.zip", tmp_path / "stats.npz")
+    assert q["protocol"]["n_images"] == 2000 and "first 2000 of 10000" in q["protocol"]["subset"]
+    with zipfile.ZipFile(tmp_path / "images.zip") as full, zipfile.ZipFile(tmp_path / "first.zip") as first, \
+            zipfile.ZipFile(tmp_path / "prefix.zip", "w") as prefix:
+        names = sorted(full.namelist())[:2000]
+        assert sorted(first.namelist()) == names and all(first.read(n) == full.read(n) for n in names)
+        for n in names:
+            prefix.writestr(n, full.read(n))
+    backend = make_backend(data.spec, assets / "feature.pt", cfg)
+    want = backend.score(tmp_path / "prefix.zip", backend.reference(data, "test", tmp_path / "stats.npz"))[0]
+    assert q["metric"]["value"] == want != m["metric"]["value"]
 
 
 @pytest.fixture(scope="module")

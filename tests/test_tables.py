@@ -172,6 +172,18 @@ def test_table_with_one_seed_has_no_test(tmp_path):
     assert pd.isna(m.loc[0, "std"])
 
 
+def test_a_scored_subset_of_the_test_inputs_is_said_in_the_table(tmp_path):
+    paths = [write_record(tmp_path, "fmnist_sneaker2boot", "omgd", a, 0, v) for a, v in (("none", 3.0), ("vem", 2.0))]
+    rec = json.loads(paths[1].read_text())
+    rec["protocol"]["subset"] = "the first 300 of 1000 test inputs (eval.test_images): not the protocol"
+    paths[1].write_text(json.dumps(rec))
+    render(4, paths, tmp_path / "t.csv")
+    m = measured(pd.read_csv(tmp_path / "t.csv"))
+    assert m.loc[0, "checkpoint"] == "final iteration (no selection on test)"
+    assert m.loc[1, "checkpoint"] == ("final iteration (no selection on test); the first 300 of 1000 test inputs "
+                                      "(eval.test_images): not the protocol")
+
+
 def test_non_finite_value_raises(tmp_path, s2b_metrics):
     bad = write_record(tmp_path / "bad", "fmnist_sneaker2boot", "omgd", "vem", 9, float("nan"))
     with pytest.raises(ValueError, match="non-finite") as e:

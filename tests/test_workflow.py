@@ -45,6 +45,7 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     ("overrides: {cagc.batch: 6}", "cagc.batch"),
     ("overrides: {teachers.original.batch: 6}", "teachers.original.batch"),    # StyleGAN2's stddev group of 4
     ("overrides: {teachers.original.channel_max: 0}", "teachers.original.channel_max"),
+    ("overrides: {eval.test_images: 0}", "eval.test_images"),
     ("methods: {gcc: [fmnist_uncond_sg2]}", "fmnist_uncond_sg2"),
     ("tasks: [fmnist_edges2shoes, fmnist_scenes]\nmethods: [omgd]\ntables: [1]\n"
      "dose_response: {tasks: [fmnist_sneaker2boot], lambdas: [1.0], addons: [vem], seeds: [0]}", "dose_response.tasks"),
@@ -128,7 +129,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
             "--set", f"evalnets.{kind}.iters={iters}", "--out", str(d / f"{kind}.pt"),
             "--quality", str(d / f"{kind}.json"))
     ov = ["--set", "omgd.teacher.iters=6", "--set", "omgd.teacher.snapshot_every=3", "--set", "omgd.eval_every=3",
-          "--set", "addon.probe_every=2"]
+          "--set", "addon.probe_every=2", "--set", "omgd.iters=30"]   # 10 curve points, 15 gradient probes
     run("stage", "--task", task, "--method", "omgd", "--stage", "teacher", "--data", str(d / "d.npz"),
         "--evalnet", str(d / "feature.pt"), "--threads", "1", *ov,
         "--out", str(d / "t.pt"), "--table", str(d / "t.csv"))

@@ -36,6 +36,7 @@ SHARED_SCHEMA = section({
     "evalnets": {"type": "object", "additionalProperties": EVALNET},
     "data": section({"load_size": integer(1), "crop_size": integer(1), "flip": {"type": "boolean"}}),
     "eval": section({"fid_mode": choice("legacy_pytorch", "clean"), "batch": integer(1), "val_images": integer(1),
+                     "test_images": integer(1, nullable=True),
                      "latency": section({"backends": {"type": "array", "minItems": 1, "uniqueItems": True,
                                                       "items": choice("eager", "torchscript", "onnx")},
                                          "runs": integer(1), "warmup": integer(0), "threads": integer(1)})}),

@@ -74,7 +74,9 @@ def load_metrics(paths) -> pd.DataFrame:
             "seed": m.get("seed"),
             "metric": m["metric"]["name"], "value": m["metric"]["value"],
             "higher_is_better": m["metric"]["higher_is_better"], "macs": m["cost"]["macs"],
-            "params": m["cost"]["params"], "protocol": m["protocol"].get("checkpoint_selection", ""),
+            "params": m["cost"]["params"],
+            "protocol": "; ".join(x for x in (m["protocol"].get("checkpoint_selection", ""),
+                                              m["protocol"].get("subset")) if x),   # eval.test_images said
             **_paper_convention(m["cost"]), **_latency(m.get("latency") or {}),
             "path": str(p), **{f"probe_{k}": m.get("gradient_probe", {}).get(k, math.nan) for k in PROBE_KEYS},
         })
