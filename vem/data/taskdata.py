@@ -77,12 +77,10 @@ class _Rows:
         return len(self.raw)
 
     def __getitem__(self, idx):
-        if isinstance(idx, (int, np.integer)):
-            return self[np.array([idx])][0]
         if not isinstance(idx, slice):
             idx = np.asarray(idx.cpu() if hasattr(idx, "cpu") else idx)
-            if idx.ndim == 0:
-                return self[np.array([idx])][0]
+            if idx.ndim == 0:   # one row (an int, a 0-d tensor): without its batch dimension
+                return self[idx.reshape(1)][0]
         return to_tensor(self.raw[idx], self.spec, self.side)
 
 

@@ -52,16 +52,16 @@ def evaluate(ck: dict, data, evalnet_path, cfg: dict, images_zip, real_stats_pat
     backend = backend or make_backend(data.spec, evalnet_path, cfg)
     ref = backend.reference(data, "test", real_stats_path)
     G = load_generator(ck).to(default_device())
-    n = data.n("test", "A")
+    n = total = data.n("test", "A")
     if cfg["eval"].get("test_images") is not None:   # the first N test inputs (a quick look, not the protocol)
-        n = min(n, int(cfg["eval"]["test_images"]))
+        n = min(total, int(cfg["eval"]["test_images"]))
     write_png_zip(generate_u8(G, data, "test", n, batch=cfg["eval"]["batch"]), images_zip)
     value, proto = backend.score(images_zip, ref)
     spec = data.spec
     protocol = {"eval_split": "test", "n_images": n,
                 "quantisation": "uint8 PNG before features ((x + 1) / 2 * 255 truncated, as tensor2im)", **proto}
-    if n < data.n("test", "A"):
-        protocol["subset"] = f"the first {n} of {data.n('test', 'A')} test inputs (eval.test_images): not the protocol"
+    if n < total:
+        protocol["subset"] = f"the first {n} of {total} test inputs (eval.test_images): not the protocol"
     cost = profile(G, spec.in_channels, spec.input_size)
     # a method's own MAC convention (macs_cat, macs_gan_compression in its student checkpoint) beside ours
     cost.update({k: int(v) for k, v in ck.items() if k.startswith("macs_") and k != "macs_harness"})
