@@ -2,6 +2,7 @@ import atexit
 import functools
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -48,6 +49,43 @@ def run_env() -> dict:
     env["PATH"] = _no_scontrol_dir() + os.pathsep + env.get("PATH", "")
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
+
+
+def run_vem(cmd) -> subprocess.CompletedProcess:
+    """``python -m vem ...`` (``cmd`` with or without the leading ``[sys.executable, "-m", "vem"]``) run in this
+    process, as ``subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)`` would report it: for a test
+    that needs no process of its own (a process costs ~2-3 s of start-up: torch, and dynamo on the first
+    optimiser). The process-wide state a command sets is put back: torch's threads, its deterministic flag and
+    the RNGs of torch, numpy and ``random``. A kill -9 needs a real process: ``interrupt`` starts one."""
+    import contextlib
+    import io
+    import random
+
+    import numpy as np
+    import torch
+
+    from vem.cli import main
+
+    args = [str(a) for a in cmd]
+    if args[1:3] == ["-m", "vem"]:
+        args = args[3:]
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_rng_state(), np.random.get_state(),
+             random.getstate())
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as e:     # argparse's --help
+                code = e.code if isinstance(e.code, int) else 0
+    finally:
+        torch.set_num_threads(saved[0])
+        torch._C._set_deterministic_algorithms(saved[1], warn_only=saved[2])
+        torch.set_rng_state(saved[3])
+        np.random.set_state(saved[4])
+        random.setstate(saved[5])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def fmnist_available() -> bool:
@@ -114,7 +152,6 @@ def stage_context(method, stage, task, data_path, overrides, seed, inputs, evaln
 def interrupt(cmd, resume_file, how, min_iter=12):
     """Start ``cmd``, wait until it has saved a resume state at >= ``min_iter``, then kill -9 or SIGTERM it."""
     import signal
-    import subprocess
     import time
 
     import torch
@@ -140,17 +177,16 @@ def assert_resumes_exactly(make_cmd, tmp_path, out_name: str, every: int, min_it
     """Exact resume: ``make_cmd(out_dir, checkpoint_every)`` run once uninterrupted, once killed (-9) after a
     resume save at >= ``min_iter`` and rerun; the two ``out_name`` checkpoints hold equal weights (and the
     ``curve`` tables are equal but for their timings). Returns both checkpoints."""
-    import subprocess
 
     import pandas as pd
     import torch
 
     ref_dir, run = tmp_path / "ref", tmp_path / "run"
-    r = subprocess.run(make_cmd(ref_dir, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    r = run_vem(make_cmd(ref_dir, 0))
     assert r.returncode == 0, r.stderr[-1500:]
     code, err = interrupt(make_cmd(run, every), run / f"{out_name}.resume", "kill", min_iter)
     assert code == -9, err[-800:]
-    r = subprocess.run(make_cmd(run, every), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    r = run_vem(make_cmd(run, every))
     assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
     a, b = (torch.load(x / out_name, weights_only=True) for x in (ref_dir, run))
     assert b["resumed_from"] >= min_iter

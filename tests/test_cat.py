@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from tests.conftest import ROOT, fmnist_available, interrupt, run_env, save_task_data, stage_context
+from tests.conftest import ROOT, fmnist_available, interrupt, run_vem, save_task_data, stage_context
 
 TASK = "fmnist_sneaker2boot"
 
@@ -267,7 +267,6 @@ pytestmark_fm = pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST
 @pytest.fixture(scope="module")
 def s2b(edges_assets, tmp_path_factory):
     """sneaker2boot data, a tiny CAT teacher and its pruned widths, through the CLI."""
-    import subprocess
     import sys
 
 
@@ -277,9 +276,8 @@ def s2b(edges_assets, tmp_path_factory):
               "--data", str(d / "d.npz"), "--evalnet", str(edges_assets / "feature.pt"),
               "--set", "cat.teacher.iters=6", "--set", "cat.teacher.snapshot_every=3", "--set", "cat.teacher.ngf=8"]
     for stage, extra in (("teacher", []), ("prune", ["--input", f"teacher={d / 'teacher.pt'}"])):
-        r = subprocess.run([*common, "--stage", stage, *extra, "--out", str(d / f"{stage}.pt"),
-                            "--table", str(d / f"{stage}.csv")], env=run_env(), cwd=ROOT, capture_output=True,
-                           text=True)
+        r = run_vem([*common, "--stage", stage, *extra, "--out", str(d / f"{stage}.pt"),
+                     "--table", str(d / f"{stage}.csv")])
         assert r.returncode == 0, r.stderr[-1500:]
     return d, edges_assets, common
 
@@ -333,8 +331,6 @@ def test_distill_reinitialises_the_student_and_starts_d_from_the_teacher(s2b, mo
 @pytestmark_fm
 @pytest.mark.parametrize("how", ["kill", "term"])
 def test_interrupted_cat_distill_resumes_to_the_same_result(s2b, tmp_path, how):
-    import subprocess
-
     import pandas as pd
 
     d, _, common = s2b
@@ -346,12 +342,12 @@ def test_interrupted_cat_distill_resumes_to_the_same_result(s2b, tmp_path, how):
                 "--table", str(out / "curve.csv")]
 
     ref, run = tmp_path / "ref", tmp_path / "run"
-    r = subprocess.run(cmd(ref, 0), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    r = run_vem(cmd(ref, 0))
     assert r.returncode == 0, r.stderr[-1500:]
     code, err = interrupt(cmd(run, 3), run / "student.pt.resume", how, min_iter=12)
     assert code == (-9 if how == "kill" else 143), err[-800:]
     assert not (run / "student.pt").exists()
-    r = subprocess.run(cmd(run, 3), env=run_env(), cwd=ROOT, capture_output=True, text=True)
+    r = run_vem(cmd(run, 3))
     assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
     a, b = (torch.load(x / "student.pt", weights_only=True) for x in (ref, run))
     assert b["resumed_from"] >= 12 and a["resumed_from"] == 0

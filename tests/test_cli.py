@@ -6,12 +6,12 @@ import sys
 import pytest
 import torch
 
-from .conftest import ROOT, run_env
+from .conftest import ROOT, run_env, run_vem
 
 
-def vem(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "vem", *args], capture_output=True, text=True, env=run_env(),
-                          cwd=cwd or ROOT, timeout=120)
+def vem(*args):
+    """The command run in this process (``run_vem``); the first test checks the same through a real process."""
+    return run_vem(args)
 
 
 def one_error_line(res):
@@ -23,11 +23,15 @@ def one_error_line(res):
 
 
 def test_unknown_task_is_one_line(tmp_path):
-    line = one_error_line(vem("stage", "--task", "fmnist_nope", "--method", "omgd", "--addon", "vem",
-                              "--data", "x", "--input", "perceptual=x", "--evalnet", "x",
-                              "--out", str(tmp_path / "s.pt"), "--table", str(tmp_path / "c.csv")))
-    assert "fmnist_nope" in line
+    """Through a real ``python -m vem`` process: its exit status and its stderr."""
+    res = subprocess.run([sys.executable, "-m", "vem", "stage", "--task", "fmnist_nope", "--method", "omgd",
+                          "--addon", "vem", "--data", "x", "--input", "perceptual=x", "--evalnet", "x",
+                          "--out", str(tmp_path / "s.pt"), "--table", str(tmp_path / "c.csv")],
+                         capture_output=True, text=True, env=run_env(), cwd=ROOT, timeout=120)
+    assert "fmnist_nope" in one_error_line(res)
     assert not (tmp_path / "s.pt").exists()
+    same = vem(*res.args[3:])                                  # in-process, as the other tests run it
+    assert (same.returncode, same.stderr) == (res.returncode, res.stderr)
 
 
 def test_unknown_override_key_is_named(tmp_path):

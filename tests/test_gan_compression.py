@@ -7,7 +7,6 @@ of the supernet and the search after kill -9, and the configuration checks."""
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import ROOT, fmnist_available, interrupt, run_env, save_task_data, stage_context
+from tests.conftest import fmnist_available, interrupt, run_vem, save_task_data, stage_context
 
 TASK = "fmnist_sneaker2boot"
 CHOICES = [[8, 6, 4, 3, 2]] * 8
@@ -300,20 +299,17 @@ def test_interrupted_stage_resumes_to_the_same_result(s2b_gc, tmp_path, stage):
     d, assets = s2b_gc
     inputs = {"original": d / "original.pt"}
     if stage == "search":   # a supernet to search in
-        r = subprocess.run(_cmd(d, assets, "supernet", tmp_path, inputs, 0), env=run_env(), cwd=ROOT,
-                           capture_output=True, text=True)
+        r = run_vem(_cmd(d, assets, "supernet", tmp_path, inputs, 0))
         assert r.returncode == 0, r.stderr[-1500:]
         inputs = {"supernet": tmp_path / "supernet.pt"}
     ref, run = tmp_path / "ref", tmp_path / "run"
-    r = subprocess.run(_cmd(d, assets, stage, ref, inputs, 0), env=run_env(), cwd=ROOT, capture_output=True,
-                       text=True)
+    r = run_vem(_cmd(d, assets, stage, ref, inputs, 0))
     assert r.returncode == 0, r.stderr[-1500:]
     min_iter = 12 if stage == "supernet" else 3
     code, err = interrupt(_cmd(d, assets, stage, run, inputs, 3), run / f"{stage}.pt.resume", "kill", min_iter)
     assert code == -9, err[-800:]
     assert not (run / f"{stage}.pt").exists()
-    r = subprocess.run(_cmd(d, assets, stage, run, inputs, 3), env=run_env(), cwd=ROOT, capture_output=True,
-                       text=True)
+    r = run_vem(_cmd(d, assets, stage, run, inputs, 3))
     assert r.returncode == 0 and "resuming from" in r.stderr, r.stderr[-1500:]
     a, b = (torch.load(x / f"{stage}.pt", weights_only=True) for x in (ref, run))
     if stage == "supernet":

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -295,9 +294,9 @@ def test_conv_transpose_counted_per_output_pixel():
 
 
 def test_profile_cli_one_json_line():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    res = subprocess.run([sys.executable, "-m", "vem", "profile", "--model", "mobile_resnet_9blocks", "--ngf", "16"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    from tests.conftest import run_vem
+
+    res = run_vem(["profile", "--model", "mobile_resnet_9blocks", "--ngf", "16"])
     assert res.returncode == 0, res.stderr
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1

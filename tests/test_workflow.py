@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, fmnist_available, run_env
+from .conftest import ROOT, fmnist_available, run_env, run_vem
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -113,7 +113,8 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
 
 @pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup installs it)")
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
-    """The determinism guarantee: the same CLI pipeline twice gives byte-identical metric values."""
+    """The determinism guarantee: the same CLI pipeline twice gives byte-identical metric values (the two
+    trainings and evaluations in processes of their own; what they read is made in this one)."""
     py = [sys.executable, "-m", "vem"]
     env = run_env()
 
@@ -121,20 +122,25 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         r = subprocess.run([*py, *a], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
         assert r.returncode == 0, r.stderr[-2000:]
 
+    def prepare(*a):
+        r = run_vem(a)
+        assert r.returncode == 0, r.stderr[-2000:]
+
     d = tmp_path
     task = "fmnist_sneaker2boot"
-    run("prepare-data", "--task", task, "--fmnist", str(ROOT / "resources" / "fmnist"), "--out", str(d / "d.npz"))
+    prepare("prepare-data", "--task", task, "--fmnist", str(ROOT / "resources" / "fmnist"),
+            "--out", str(d / "d.npz"))
     for kind, iters in (("feature", 15), ("perceptual", 5)):
-        run("train-evalnet", "--kind", kind, "--fmnist", str(ROOT / "resources" / "fmnist"), "--threads", "1",
-            "--set", f"evalnets.{kind}.iters={iters}", "--out", str(d / f"{kind}.pt"),
-            "--quality", str(d / f"{kind}.json"))
+        prepare("train-evalnet", "--kind", kind, "--fmnist", str(ROOT / "resources" / "fmnist"), "--threads", "1",
+                "--set", f"evalnets.{kind}.iters={iters}", "--out", str(d / f"{kind}.pt"),
+                "--quality", str(d / f"{kind}.json"))
     ov = ["--set", "omgd.teacher.iters=6", "--set", "omgd.teacher.snapshot_every=3", "--set", "omgd.eval_every=3",
           "--set", "addon.probe_every=2"]
-    run("stage", "--task", task, "--method", "omgd", "--stage", "teacher", "--data", str(d / "d.npz"),
-        "--evalnet", str(d / "feature.pt"), "--threads", "1", *ov,
-        "--out", str(d / "t.pt"), "--table", str(d / "t.csv"))
-    run("real-stats", "--task", task, "--data", str(d / "d.npz"), "--featnet", str(d / "feature.pt"),
-        "--images", str(d / "real.zip"), "--out", str(d / "stats.npz"))
+    prepare("stage", "--task", task, "--method", "omgd", "--stage", "teacher", "--data", str(d / "d.npz"),
+            "--evalnet", str(d / "feature.pt"), "--threads", "1", *ov,
+            "--out", str(d / "t.pt"), "--table", str(d / "t.csv"))
+    prepare("real-stats", "--task", task, "--data", str(d / "d.npz"), "--featnet", str(d / "feature.pt"),
+            "--images", str(d / "real.zip"), "--out", str(d / "stats.npz"))
     values = []
     for rep in range(2):
         run("stage", "--task", task, "--method", "omgd", "--addon", "vem", "--seed", "3",
