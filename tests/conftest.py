@@ -55,7 +55,7 @@ def run_vem(cmd) -> subprocess.CompletedProcess:
     """``python -m vem ...`` (``cmd`` with or without the leading ``[sys.executable, "-m", "vem"]``) run in this
     process, as ``subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)`` would report it: for a test
     that needs no process of its own (a process costs ~2-3 s of start-up: torch, and dynamo on the first
-    optimiser). The process-wide state a command sets is put back: torch's threads, its deterministic flag and
+    optimiser). The process-wide state a command sets is put back: torch's threads, its deterministic flags and
     the RNGs of torch, numpy and ``random``. A kill -9 needs a real process: ``interrupt`` starts one."""
     import contextlib
     import io
@@ -71,20 +71,23 @@ def run_vem(cmd) -> subprocess.CompletedProcess:
         args = args[3:]
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_rng_state(), np.random.get_state(),
-             random.getstate())
-    out, err = io.StringIO(), io.StringIO()
+             random.getstate(), torch.utils.deterministic.fill_uninitialized_memory)
+    out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
     try:
-        with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        os.chdir(ROOT)                  # as the subprocess calls run (contextlib.chdir needs Python 3.11)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(args)
             except SystemExit as e:     # argparse's --help
                 code = e.code if isinstance(e.code, int) else 0
     finally:
+        os.chdir(cwd)
         torch.set_num_threads(saved[0])
         torch._C._set_deterministic_algorithms(saved[1], warn_only=saved[2])
         torch.set_rng_state(saved[3])
         np.random.set_state(saved[4])
         random.setstate(saved[5])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[6]
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
