@@ -69,9 +69,10 @@ def run_vem(cmd) -> subprocess.CompletedProcess:
     args = [str(a) for a in cmd]
     if args[1:3] == ["-m", "vem"]:
         args = args[3:]
-    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_rng_state(), np.random.get_state(),
-             random.getstate(), torch.utils.deterministic.fill_uninitialized_memory)
+    threads, rngs = torch.get_num_threads(), (torch.get_rng_state(), np.random.get_state(), random.getstate())
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
     try:
         os.chdir(ROOT)                  # as the subprocess calls run (contextlib.chdir needs Python 3.11)
@@ -82,12 +83,12 @@ def run_vem(cmd) -> subprocess.CompletedProcess:
                 code = e.code if isinstance(e.code, int) else 0
     finally:
         os.chdir(cwd)
-        torch.set_num_threads(saved[0])
-        torch._C._set_deterministic_algorithms(saved[1], warn_only=saved[2])
-        torch.set_rng_state(saved[3])
-        np.random.set_state(saved[4])
-        random.setstate(saved[5])
-        torch.utils.deterministic.fill_uninitialized_memory = saved[6]
+        torch.set_num_threads(threads)
+        torch._C._set_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.set_rng_state(rngs[0])
+        np.random.set_state(rngs[1])
+        random.setstate(rngs[2])
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 

@@ -406,7 +406,7 @@ def test_paper_miou_pipeline_with_stand_in_drn(tmp_path):
     from vem.models.drn import DRNSeg
     from vem.utils import atomic_save_torch
 
-    make_cityscapes(tmp_path / "cityscapes", n_train=3, n_val=1, hw=(1024, 2048))   # one 1024x2048 image: ~15 s
+    make_cityscapes(tmp_path / "cityscapes", n_train=3, n_val=2, hw=(1024, 2048))
     index = tmp_path / "data" / "cityscapes.json"
     prepare_paper_task("cityscapes", tmp_path / "cityscapes", index, log=lambda m: None)
     torch.manual_seed(0)
@@ -424,7 +424,7 @@ def test_paper_miou_pipeline_with_stand_in_drn(tmp_path):
     assert res.returncode == 0, res.stderr
     rec = json.loads(out.read_text())
     assert rec["metric"]["name"].startswith("mIoU (DRN-D-105") and rec["protocol"]["label_size"] == [1024, 2048]
-    assert 0 <= rec["metric"]["value"] <= 100 and rec["protocol"]["n_images"] == 1
+    assert 0 <= rec["metric"]["value"] <= 100 and rec["protocol"]["n_images"] == 2
     assert rec["protocol"]["evalnet_sha256"] and len(rec["protocol"]["per_class_iou"]) == 19
 
 
