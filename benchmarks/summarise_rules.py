@@ -2,8 +2,9 @@
 
 ``python benchmarks/summarise_rules.py results/benchmarks [--by rule|method|stage]``
 
-Each job's benchmark file gives its wall seconds (``s``) and its CPU seconds (``cpu_time``, the job's processes
-on all cores; on a shared machine less inflated by other work than the wall time). ``--by method`` splits the
+Each job's benchmark file gives its wall seconds (``s``, what the tables sum as core-seconds: every job rule runs
+one thread) and its CPU seconds (``cpu_time``, a lower bound: Snakemake samples the job's processes every second
+for 30 s, then every 30 s, so what a job spends after its last sample is missing). ``--by method`` splits the
 method rules (``method_stage``, ``compress``, ``evaluate_run``, ``tune``) by method, ``--by stage`` splits
 ``method_stage`` further by stage (``method_stage/gcc/distill``).
 """
@@ -63,7 +64,7 @@ def main(argv=None):
     table, totals = summarise(args.root, args.by)
     print(table.rename_axis(args.by).to_markdown())
     print(f"\n{totals['jobs']} jobs; {totals['wall_s']:.0f} core-seconds (the jobs' wall seconds summed), "
-          f"{totals['cpu_s']:.0f} CPU seconds; peak RSS {totals['peak_rss_mb']:.0f} MB")
+          f"{totals['cpu_s']:.0f} CPU seconds sampled; peak RSS {totals['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":
