@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CORES  ?= all
 TEST_WORKERS ?= 2   # pytest-xdist processes (most tests run single-threaded subprocesses)
 INSTALLER ?= pip    # or uv: the same packages from the same sources (pip's configuration, scripts/uv_env.py),
-                    # installed in parallel: ~40 s instead of ~90 s on 2 cores (CI uses it)
+                    # installed in parallel: ~48 s instead of ~99 s on 2 cores from a fresh clone (CI uses it)
 # workflow jobs call `python -m vem ...`: the venv's python must come first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Put Fashion-MNIST into resources/fmnist: Debian's dataset-fashion-mnist (offline mirror) when apt is
-# usable, else an existing $FMNIST_DIR, else torchvision's download (needs network, once).
+# Put Fashion-MNIST into resources/fmnist: the files in $FMNIST_DIR if it is set, else Debian's
+# dataset-fashion-mnist (offline mirror) when apt is usable, else torchvision's download (needs network, once).
 set -euo pipefail
 PY=${1:-python3}
 deb=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
