@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from vem.losses import gan_loss
 from vem.metrics.cost import count_macs
-from vem.mi import NonFiniteError, gradient_probe
 from vem.models import build, init_weights, load_generator, record
 from vem.train import best_snapshot, build_discriminator, check_finite, linear_decay, snapshot_weights, train_teacher
 from vem.utils import seed_all
@@ -135,21 +134,14 @@ def distill(ctx) -> tuple[dict, list]:
         loss_d.backward()
         opt_d.step()
         D.requires_grad_(False)
-        positive = t_out   # unpaired: the teacher output is the add-on's positive
-        try:
-            stats = addon.fit_step(positive, s.detach(), idx)
-            recon = F.l1_loss(s, t_out)
-            adv = gan_loss(D(s), True, mode, for_discriminator=False)
-            ka = sum(kernel_alignment(fs, ft) for fs, ft in zip(s_feats, t_feats))
-            mi = addon.loss(positive, s, idx)
-        except NonFiniteError as e:
-            raise NonFiniteError(f"{e} (at student iteration {it}; the run is stopped, no metrics are "
-                                 "written)") from None
+        recon = F.l1_loss(s, t_out)
+        adv = gan_loss(D(s), True, mode, for_discriminator=False)
+        ka = sum(kernel_alignment(fs, ft) for fs, ft in zip(s_feats, t_feats))
         loss = c["lambda_recon"] * recon + c["lambda_gan"] * adv - c["lambda_distill"] * ka
+        # unpaired: the teacher output is the add-on's positive
+        mi, stats = ctx.mi_term(addon, t_out, s, idx, it, loss, student.parameters())
         total = loss + mi
         check_finite(total, "student loss", it)
-        if ctx.probe_due(it):
-            stats.update(gradient_probe(loss, mi, s, student.parameters(), positive))
         opt_g.zero_grad(set_to_none=True)
         total.backward()
         opt_g.step()

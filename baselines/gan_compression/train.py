@@ -24,7 +24,6 @@ from torch import nn
 from vem.losses import gan_loss
 from vem.metrics.cost import count_macs, count_macs_v001
 from vem.metrics.slimmable import config_str, macs, parse_config
-from vem.mi import NonFiniteError, gradient_probe
 from vem.models import build, init_weights, load_generator, record
 from vem.train import build_discriminator, check_finite, linear_decay
 from vem.utils import seed_all
@@ -89,22 +88,13 @@ def _train(ctx, G, teacher, D, adaptors, addon, iters, sample, desc, score):
         loss_d = 0.5 * (gan_loss(D(s.detach()), False, mode) + gan_loss(D(b), True, mode))
         loss_d.backward()
         D.requires_grad_(False)
-        stats = {}
-        try:
-            if addon is not None:
-                stats = addon.fit_step(t_out, s.detach(), idx)
-            recon = F.l1_loss(s, t_out)
-            adv = gan_loss(D(s), True, mode, for_discriminator=False)
-            distill = _distill_loss(adaptors, s_feats, t_feats)
-            mi = addon.loss(t_out, s, idx) if addon is not None else s.new_zeros(())
-        except NonFiniteError as e:
-            raise NonFiniteError(f"{e} (at supernet iteration {it}; the run is stopped, no metrics are "
-                                 "written)") from None
+        recon = F.l1_loss(s, t_out)
+        adv = gan_loss(D(s), True, mode, for_discriminator=False)
+        distill = _distill_loss(adaptors, s_feats, t_feats)
         loss = c["lambda_recon"] * recon + c["lambda_gan"] * adv + c["lambda_distill"] * distill
+        mi, stats = ctx.mi_term(addon, t_out, s, idx, it, loss, G.parameters(), what="supernet")
         total = loss + mi
         check_finite(total, "supernet loss", it)
-        if addon is not None and ctx.probe_due(it):
-            stats.update(gradient_probe(loss, mi, s, G.parameters(), t_out))
         total.backward()
         opt_d.step()
         opt_g.step()

@@ -39,7 +39,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from vem.losses import gan_loss, ssim, style_loss, tv_loss
-from vem.mi import NonFiniteError, gradient_probe
 from vem.models import MultiNLayerDiscriminator, build, from_config, init_weights, load_generator
 from vem.resume import load_objects_state, objects_state
 from vem.train import check_finite, linear_decay, snapshot_weights, train_teacher
@@ -284,17 +283,10 @@ def distill(ctx) -> tuple[dict, list]:
 
     def student_step(it, a, idx, t_outs, t_feat_means, positive):
         s, s_feats = student.forward_features(a)
-        try:
-            stats = addon.fit_step(positive, s.detach(), idx)
-            loss = loss_distill(s, s_feats, t_outs, t_feat_means)
-            mi = addon.loss(positive, s, idx)
-        except NonFiniteError as e:
-            raise NonFiniteError(f"{e} (at student iteration {it}; the run is stopped, no metrics are "
-                                 "written)") from None
+        loss = loss_distill(s, s_feats, t_outs, t_feat_means)
+        mi, stats = ctx.mi_term(addon, positive, s, idx, it, loss, student.parameters())
         total_loss = loss + mi
         check_finite(total_loss, "student loss", it)
-        if ctx.probe_due(it):
-            stats.update(gradient_probe(loss, mi, s, student.parameters(), positive))
         opt_s.zero_grad(set_to_none=True)
         if total_loss.requires_grad:        # no term at all (the positive control's baseline): no update
             total_loss.backward()

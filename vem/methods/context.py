@@ -92,10 +92,11 @@ class StageContext:
     def mi_term(self, addon, positive, s, idx, it: int, loss, params, what: str = "student"):
         """The add-on's part of one iteration: its own ``fit_step`` on (positive, s detached), its loss term on
         s, and the gradient probe when due (``loss`` = the method's own loss, ``params`` the student's);
-        (mi, stats). For 'none': (0, {}). A non-finite value stops the run, naming the iteration."""
+        (mi, stats). For 'none', or ``addon`` None (a phase without the add-on): (0, {}). A non-finite value stops
+        the run, naming the iteration (``what`` names the phase)."""
         from ..mi import NonFiniteError, gradient_probe
 
-        if self.addon == "none":
+        if addon is None or self.addon == "none":
             return s.new_zeros(()), {}
         try:
             stats = dict(addon.fit_step(positive, s.detach(), idx))
