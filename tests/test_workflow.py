@@ -112,6 +112,25 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
 
 
 @pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup installs it)")
+def test_numbers_given_through_the_command_line_config_keep_their_types():
+    """`--config 'seeds=[0,3]' 'overrides={omgd.iters: 18, ...}'` means what the same YAML means in a config
+    file (snakemake itself reads the values nested in --config as text: '0', '12')."""
+    base = [SNAKEMAKE, "-n", "-p", "--forceall", "-s", str(ROOT / "Snakefile"), "-d", str(ROOT),
+            "--configfile", str(ROOT / "config/smoke.yaml"), "--config"]
+    ok = subprocess.run(base + ["seeds=[0,3]", "overrides={omgd.iters: 18, addon.vem.train_energy: false}",
+                                "--", "results/table1.csv"], capture_output=True, text=True, env=run_env(), timeout=120)
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+    runs = re.findall(r"python -m vem stage .*--seed (\d+) .*--overrides '([^']*)'", ok.stdout)
+    assert {seed for seed, _ in runs} == {"0", "3"}
+    overrides = json.loads(runs[0][1])
+    assert overrides["omgd.iters"] == 18 and overrides["addon.vem.train_energy"] is False
+    assert overrides["omgd.eval_every"] == 6          # the config file's other overrides stay (merged)
+    bad = subprocess.run(base + ["seeds=[0,zero]", "--", "results/table1.csv"], capture_output=True, text=True,
+                         env=run_env(), timeout=120)
+    lines = [ln for ln in (bad.stdout + bad.stderr).splitlines() if ln.startswith("config error")]
+    assert bad.returncode != 0 and len(lines) == 1 and "'zero'" in lines[0], bad.stdout + bad.stderr
+
+
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
     """The determinism guarantee: the same CLI pipeline twice gives byte-identical metric values (the two
     trainings and evaluations in processes of their own; what they read is made in this one)."""

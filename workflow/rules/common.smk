@@ -11,6 +11,39 @@ from vem.config import ConfigError
 from vem.plan import ADDON_RE, ARMS_RE, VARIANT, Plan
 
 
+def _retyped(given, read):
+    """``given`` (as snakemake read it) with each text leaf that YAML reads as a number, boolean or null
+    replaced by that value; structure and every other value as given."""
+    if isinstance(given, dict) and isinstance(read, dict):
+        return {k: _retyped(v, read[k]) if k in read else v for k, v in given.items()}
+    if isinstance(given, list) and isinstance(read, list) and len(given) == len(read):
+        return [_retyped(g, r) for g, r in zip(given, read)]
+    if isinstance(given, str) and (
+        read is None or isinstance(read, (bool, int, float))
+    ):
+        return read
+    return given
+
+
+def _typed_command_line_config():
+    """`--config key=[...]` and `key={...}` read as a config file would read them. Snakemake parses the values
+    nested in `--config` as text (the BaseLoader of YAML: `seeds=[0,1,2,3]` gives the texts 0, 1, 2, 3,
+    `overrides={omgd.iters: 12}` the text 12); read again with the safe loader of YAML, the numbers, booleans and
+    nulls in them get their types. A value YAML cannot read stays as snakemake gave it (the schema names it).
+    """
+    import yaml
+
+    for entry in workflow.config_settings.config_args or []:
+        key, sep, text = entry.partition("=")
+        if not sep or key not in config or text.lstrip()[:1] not in ("[", "{"):
+            continue  # a plain value: snakemake already reads numbers and booleans there
+        try:
+            read = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        config[key] = _retyped(config[key], read)
+
+
 def _validate_config():
     """Schema validation, reduced to one line naming the bad value."""
     try:
@@ -29,6 +62,7 @@ def _validate_config():
         ) from None
 
 
+_typed_command_line_config()
 _validate_config()
 
 config.setdefault("tables", [1, 2, 3, 4, 5])
