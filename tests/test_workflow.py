@@ -114,7 +114,7 @@ def test_table4_dag_has_every_addon_for_every_task(tmp_path):
 @pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST is not installed (make setup installs it)")
 def test_numbers_given_through_the_command_line_config_keep_their_types():
     """`--config 'seeds=[0,3]' 'overrides={omgd.iters: 18, ...}'` means what the same YAML means in a config
-    file (snakemake itself reads the values nested in --config as text: '0', '12')."""
+    file (snakemake itself reads the values nested in --config as text: '0', '18')."""
     base = [SNAKEMAKE, "-n", "-p", "--forceall", "-s", str(ROOT / "Snakefile"), "-d", str(ROOT),
             "--configfile", str(ROOT / "config/smoke.yaml"), "--config"]
     ok = subprocess.run(base + ["seeds=[0,3]", "overrides={omgd.iters: 18, addon.vem.train_energy: false}",

@@ -28,8 +28,9 @@ def _retyped(given, read):
 def _typed_command_line_config():
     """`--config key=[...]` and `key={...}` read as a config file would read them. Snakemake parses the values
     nested in `--config` as text (the BaseLoader of YAML: `seeds=[0,1,2,3]` gives the texts 0, 1, 2, 3,
-    `overrides={eval.test_images: 300}` the text 300); read again with the safe loader of YAML, the numbers, booleans and
-    nulls in them get their types. A value YAML cannot read stays as snakemake gave it (the schema names it).
+    `overrides={eval.test_images: 300}` the text 300); read again with the safe loader of YAML, the numbers,
+    booleans and nulls in them get their types. A value YAML cannot read stays as snakemake gave it (the schema
+    names it).
     """
     import yaml
 
