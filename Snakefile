@@ -38,5 +38,14 @@ rule all:
         "results/summary.md",
 
 
+onstart:
+    start_forkserver()
+
+
 onsuccess:
+    stop_forkserver()
     print(all_done_message())
+
+
+onerror:
+    stop_forkserver()

@@ -166,6 +166,8 @@ def test_example_addon_runs_through_the_smoke_dag_into_table4_and_the_leaderboar
                           "results/leaderboard.html"],
                          capture_output=True, text=True, env=_env(plugin_site), timeout=1200)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    served = (work / "logs" / "forkserver.log").read_text()       # the run's jobs forked from its server
+    assert ": vem stage " in served and " exit 0 " in served and "refused" not in served, served[-2000:]
     run = work / "results/runs/fmnist_sneaker2boot/omgd/hint_lam0.1/seed0"
     rec = json.loads((run / "metrics.json").read_text())
     assert rec["addon"] == "hint" and rec["metric"]["value"] > 0
