@@ -18,7 +18,6 @@ import torch
 from tests.conftest import ROOT, fmnist_available, run_env, run_vem
 from tests.test_omgd import _compress_cmd
 
-
 _ENV = {}
 
 

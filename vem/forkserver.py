@@ -265,6 +265,39 @@ def _reap(jobs, note):
             conn.close()
 
 
+# ---- the workflow's side ------------------------------------------------------------------------------
+def launch(log: str) -> dict:
+    """Start a server for this process's jobs (unless ``VEM_FORKSERVER=off``) and point them at it through
+    ``VEM_FORKSERVER``; returns what ``shut_down`` needs. The server runs the interpreter the jobs' ``python``
+    will be, with this process's environment, and ends with this process at the latest."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.environ.get(ENV) == "off":
+        return {}
+    folder = tempfile.mkdtemp(prefix="vem-forkserver-")     # a short path: a socket's is at most 107 bytes
+    path = os.path.join(folder, "socket")
+    os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
+    python = shutil.which("python") or sys.executable
+    proc = subprocess.Popen([python, "-m", "vem.forkserver", "--socket", path, "--log", log],
+                            env={k: v for k, v in os.environ.items() if k != ENV}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    os.environ[ENV] = path
+    return {"proc": proc, "folder": folder}
+
+
+def shut_down(server: dict) -> None:
+    import shutil
+
+    proc = server.pop("proc", None)
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(server.pop("folder"), ignore_errors=True)
+        os.environ.pop(ENV, None)
+
+
 def main(argv=None) -> int:
     import argparse
 

@@ -204,37 +204,14 @@ def start_forkserver():
     """A local run's jobs (`python -m vem ...`) fork from one server that has imported torch once (~3 s less
     per job). Not for cluster jobs, dry runs or `VEM_FORKSERVER=off`; a job it cannot take runs as before.
     """
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
-
-    off = os.environ.get("VEM_FORKSERVER") == "off"
-    if off or workflow.non_local_exec or workflow.remote_exec:
+    if workflow.non_local_exec or workflow.remote_exec:
         return
-    folder = tempfile.mkdtemp(prefix="vem-forkserver-")
-    path = os.path.join(folder, "socket")
-    env = {k: v for k, v in os.environ.items() if k != "VEM_FORKSERVER"}
-    Path("logs").mkdir(exist_ok=True)
-    # the interpreter the jobs' `python -m vem` will be
-    python = shutil.which("python") or sys.executable
-    command = [python, "-m", "vem.forkserver", "--socket", path]
-    _FORKSERVER["proc"] = subprocess.Popen(
-        command + ["--log", "logs/forkserver.log"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    _FORKSERVER["folder"] = folder
-    os.environ["VEM_FORKSERVER"] = path
+    from vem.forkserver import launch
+
+    _FORKSERVER.update(launch("logs/forkserver.log"))
 
 
 def stop_forkserver():
-    import shutil
+    from vem.forkserver import shut_down
 
-    proc = _FORKSERVER.pop("proc", None)
-    if proc is not None:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(_FORKSERVER.pop("folder"), ignore_errors=True)
+    shut_down(_FORKSERVER)
