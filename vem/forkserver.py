@@ -6,8 +6,8 @@ A local Snakemake run starts one server (``Snakefile``'s ``onstart``); it import
 working directory, environment and standard streams; the child runs ``vem.cli.main`` exactly as a fresh
 process would and the job's process exits with the child's status. The job rules stay plain
 ``python -m vem ...``: without a server (a dry run, a cluster job, the server gone, ``VEM_FORKSERVER`` unset)
-or when the job's interpreter, module path or environment differ from the server's, the command runs in its
-own process as before. A smoke job costs ~3 s less (of ~6-7 s).
+or when the job's interpreter, module path or environment (its thread counts included) differ from the
+server's, the command runs in its own process as before. A smoke job costs ~3 s less (of ~6-7 s).
 
 Signals reach the child: SIGTERM / SIGINT / SIGHUP / SIGUSR1 sent to the job's process are passed on (the
 stages' checkpoint-on-signal behaviour is unchanged); if the job's process dies (kill -9), the server kills the
@@ -24,17 +24,20 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import time
 
 ENV = "VEM_FORKSERVER"
 # what a server imports before it forks (what most jobs import; each is import-side-effect free)
 PRELOAD = ("numpy", "yaml", "torch", "torch._dynamo", "pandas", "jsonschema", "vem.cli", "vem.config", "vem.plan",
            "vem.methods", "vem.eval")
-# per-job environment that may differ from the server's: Snakemake's thread counts (applied in the child with
-# torch.set_num_threads, as a fresh process would read OMP_NUM_THREADS), the shell's own variables, the job's tmp
-PER_JOB_ENV = {"OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "TMPDIR", "TMP", "TEMP", "TEMPDIR", "_", "SHLVL",
-               "PWD", "OLDPWD"}
+# the thread counts Snakemake gives a one-thread job (every job rule's): the numeric libraries read them when
+# they load, so the server starts with them and a job with other counts runs in its own process
+THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+# environment that may differ between a job and the server: the shell's own variables and the job's temporary
+# folder (Snakemake's tmpdir resource; the child's tempfile reads it afresh)
+PER_JOB_ENV = {"_", "SHLVL", "PWD", "OLDPWD", "TMPDIR", "TMP", "TEMP", "TEMPDIR"}
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 _HEADER = struct.Struct("!I")
 
@@ -117,11 +120,7 @@ def _run_child(conn, fds: list[int], request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        threads = request["env"].get("OMP_NUM_THREADS")
-        if threads and threads.isdigit() and int(threads) > 0:
-            import torch
-
-            torch.set_num_threads(int(threads))
+        tempfile.tempdir = None                   # the job's own TMPDIR, read on first use as in its own process
         sys.argv = [request["argv0"], *request["argv"]]
         from vem.cli import main
 
@@ -272,7 +271,6 @@ def launch(log: str) -> dict:
     will be, with this process's environment, and ends with this process at the latest."""
     import shutil
     import subprocess
-    import tempfile
 
     if os.environ.get(ENV) == "off":
         return {}
@@ -281,7 +279,8 @@ def launch(log: str) -> dict:
     os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
     python = shutil.which("python") or sys.executable
     proc = subprocess.Popen([python, "-m", "vem.forkserver", "--socket", path, "--log", log],
-                            env={k: v for k, v in os.environ.items() if k != ENV}, stdin=subprocess.DEVNULL,
+                            env={**{k: v for k, v in os.environ.items() if k != ENV}, **THREAD_ENV},
+                            stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, start_new_session=True)
     os.environ[ENV] = path
     return {"proc": proc, "folder": folder}
