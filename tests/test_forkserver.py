@@ -151,3 +151,22 @@ def test_sigterm_reaches_the_child_and_kill9_of_the_job_kills_it(server, edges_a
     assert not _alive(child), "the child of a killed job still runs"
     assert any(pid == child and text.startswith("exit -9 ") for pid, text in _jobs(log)), log.read_text()
     assert not (out / "student.pt").exists()
+
+
+def test_a_silent_or_broken_caller_does_not_stop_the_server(server):
+    import socket
+
+    sock, log = server
+    cmd = [sys.executable, "-m", "vem", "evaluate", "--help"]
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.connect(str(sock))                                   # connects, sends nothing
+    broken = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    broken.connect(str(sock))
+    broken.sendall(b"\x00\x00\x10")                             # a torn header, then gone
+    broken.close()
+    n = len(_jobs(log))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(sock), cwd=ROOT, timeout=60)
+    silent.close()
+    assert res.returncode == 0 and "--task" in res.stdout
+    assert [t.split()[:2] for _, t in _jobs(log)[n:]] == [["exit", "0"]], log.read_text()
+    assert log.read_text().count("bad request") >= 2

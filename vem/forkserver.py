@@ -65,39 +65,50 @@ def _recv_exact(conn, n: int) -> bytes:
 def submit(path: str, argv: list[str]) -> int | None:
     """Run ``python -m vem argv`` in a child of the server at ``path``; its exit status, or None when the server
     cannot take this job (then the caller runs it itself)."""
-    try:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(path)
-    except OSError:
-        return None
+    ignored = [sig for sig in FORWARDED if signal.getsignal(sig) is signal.SIG_IGN]   # kept so, as in its own
+    pending, child = [], []                                                          # process (nohup, `&`)
+
+    def forward(sig, _frame):
+        if child:
+            _kill(child[0], sig)
+        else:
+            pending.append(sig)           # before the child exists: passed on once it does
+
+    old = {sig: signal.signal(sig, forward) for sig in FORWARDED if sig not in ignored}
+
+    def run_here():                       # the server cannot take it: the caller's own signals, then run it
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            os.kill(os.getpid(), sig)
+
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with conn:
         env = dict(os.environ)
         request = json.dumps({"argv0": sys.argv[0], "argv": argv, "cwd": os.getcwd(), "identity": _identity(env),
-                              "env": env}).encode()
+                              "env": env, "ignored": [int(sig) for sig in ignored]}).encode()
         try:
+            conn.settimeout(60)
+            conn.connect(path)
             conn.sendmsg([_HEADER.pack(len(request))],
                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
             conn.sendall(request)
             pid = _HEADER.unpack(_recv_exact(conn, _HEADER.size))[0]
-        except OSError:
+        except (OSError, ConnectionError):
+            pid = 0
+        if pid == 0:                      # no server, or refused: another interpreter, module path or environment
+            run_here()
             return None
-        if pid == 0:                    # refused: another interpreter, module path or environment
-            return None
-
-        def forward(sig, _frame):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-
-        for sig in FORWARDED:
-            signal.signal(sig, forward)
+        child.append(pid)
+        for sig in pending:
+            _kill(pid, sig)
         try:
+            conn.settimeout(None)
             status = struct.unpack("!i", _recv_exact(conn, 4))[0]
         except (OSError, ConnectionError):
             print(f"vem: error: the fork server at {path} ended while running this job (pid {pid})", file=sys.stderr)
             return 1
-    if status < 0:                      # killed by a signal: end the same way, as the child's own process would
+    if status < 0:                        # killed by a signal: end the same way, as its own process would
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
@@ -105,46 +116,60 @@ def submit(path: str, argv: list[str]) -> int | None:
     return status
 
 
-# ---- the server's side ---------------------------------------------------------------------------------
-def _run_child(conn, fds: list[int], request: dict) -> None:
-    """In the forked child: become the job's process and run the command; never returns."""
-    code = 1
+def _kill(pid, sig):
     try:
-        for sig in FORWARDED + (signal.SIGCHLD,):
-            signal.signal(sig, signal.SIG_DFL)
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+# ---- the server's side ---------------------------------------------------------------------------------
+def _run_child(fds: list[int], request: dict) -> int:
+    """In the forked child: become the job's process and run the command; its exit status."""
+    ignored = set(request.get("ignored", []))
+    for sig in FORWARDED + (signal.SIGCHLD,):
+        signal.signal(sig, signal.SIG_IGN if int(sig) in ignored else signal.SIG_DFL)
+    if int(signal.SIGINT) not in ignored:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        conn.close()
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        tempfile.tempdir = None                   # the job's own TMPDIR, read on first use as in its own process
-        sys.argv = [request["argv0"], *request["argv"]]
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    if sys.stdout.isatty():              # as the job's own interpreter would buffer it
+        sys.stdout.reconfigure(line_buffering=True)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    tempfile.tempdir = None              # the job's own TMPDIR, read on first use as in its own process
+    sys.argv = [request["argv0"], *request["argv"]]
+    import atexit
+
+    interrupted = False
+    try:
         from vem.cli import main
 
-        try:
-            code = main(request["argv"])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else (print(e.code, file=sys.stderr)
-                                                                                    or 1))
-        except KeyboardInterrupt:
-            sys.stdout.flush()
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-        except BaseException:
-            sys.excepthook(*sys.exc_info())
+        code = main(request["argv"])
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
             code = 1
-        import atexit
-
-        atexit._run_exitfuncs()
-    finally:
+    except KeyboardInterrupt:            # CPython: the traceback, the exit functions, then death by SIGINT
+        sys.excepthook(*sys.exc_info())
+        code, interrupted = 130, True
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if interrupted:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    return code & 0xFF
 
 
 def serve(path: str, log=None) -> None:
@@ -162,6 +187,7 @@ def serve(path: str, log=None) -> None:
     listener.bind(path)
     listener.listen(64)
     jobs: dict[int, socket.socket] = {}          # child pid -> the job's connection
+    watched: dict[socket.socket, int] = {}       # connections whose caller is alive -> their child
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the jobs; they pass it on
@@ -170,48 +196,76 @@ def serve(path: str, log=None) -> None:
         if log is not None:
             print(f"{time.strftime('%H:%M:%S')} {text}", file=log, flush=True)
 
+    def fork(conn, fds, request):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:                             # the child never returns into the server's loop
+            code = 1
+            try:
+                listener.close()
+                for other in [conn, *jobs.values()]:
+                    other.close()
+                if log is not None:
+                    log.close()
+                request["env"].update(added)
+                code = _run_child(fds, request)
+            finally:
+                os._exit(code)
+        return pid
+
     note(f"fork server {os.getpid()} ready at {path} (preloaded {', '.join(PRELOAD)})")
     try:
         while not stop and os.getppid() == parent:
-            ready, _, _ = select.select([listener, *jobs.values()], [], [], 0.2)
+            ready, _, _ = select.select([listener, *watched], [], [], 0.2)
             for conn in ready:
                 if conn is listener:
-                    _accept(listener, identity, added, jobs, note)
-                else:                                        # the job's process closed its end: it is gone
-                    pid = next(p for p, c in jobs.items() if c is conn)
-                    if not conn.recv(1, socket.MSG_PEEK):
-                        note(f"job {pid}: its caller ended, killing it")
-                        _kill(pid, signal.SIGKILL)
-            _reap(jobs, note)
+                    _accept(listener, identity, fork, jobs, watched, note)
+                    continue
+                try:
+                    gone = not conn.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    gone = True
+                if gone:                                     # the job's process closed its end: it is gone
+                    pid = watched.pop(conn)
+                    note(f"job {pid}: its caller ended, killing it")
+                    _kill(pid, signal.SIGKILL)
+            _reap(jobs, watched, note)
     finally:
-        for pid in list(jobs):
+        for pid in list(jobs):                   # shutting down: the running jobs save their state and end
             _kill(pid, signal.SIGTERM)
+        deadline = time.time() + 20
+        while jobs and time.time() < deadline:
+            _reap(jobs, watched, note)
+            time.sleep(0.05)
+        for pid in list(jobs):
+            _kill(pid, signal.SIGKILL)
         listener.close()
         if os.path.exists(path):
             os.unlink(path)
         note("fork server stopped")
 
 
-def _kill(pid, sig):
+def _accept(listener, identity, fork, jobs, watched, note):
     try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _accept(listener, identity, added, jobs, note):
-    conn, _ = listener.accept()
+        conn, _ = listener.accept()
+    except OSError:
+        return
+    fds = array.array("i")
     try:
-        msg, anc, _flags, _addr = conn.recvmsg(_HEADER.size, socket.CMSG_LEN(3 * array.array("i").itemsize))
-        fds = array.array("i")
+        conn.settimeout(5)                       # a caller that sends nothing must not stall the other jobs
+        msg, anc, _flags, _addr = conn.recvmsg(_HEADER.size, socket.CMSG_LEN(3 * fds.itemsize))
         for level, kind, data in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
         request = json.loads(_recv_exact(conn, _HEADER.unpack(msg)[0]))
     except (OSError, ValueError, ConnectionError, struct.error) as e:
         note(f"bad request ({e}); ignored")
+        for fd in fds:
+            os.close(fd)
         conn.close()
         return
+    pid = 0
     if request.get("identity") != identity or len(fds) != 3:
         theirs = request.get("identity") or {}
         differ = sorted(k for k in identity if k != "env" and theirs.get(k) != identity[k])
@@ -219,31 +273,27 @@ def _accept(listener, identity, added, jobs, note):
         differ += sorted(f"${k}" for k in set(env) ^ set(identity["env"]) | {k for k in env if
                                                                           env[k] != identity["env"].get(k)})
         note(f"refused {request.get('argv', [])[:1]} (runs in its own process): it differs in {', '.join(differ)}")
-        for fd in fds:
-            os.close(fd)
-        conn.sendall(_HEADER.pack(0))
-        conn.close()
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        listener.close()
-        for other in jobs.values():
-            other.close()
-        request["env"].update(added)
-        _run_child(conn, list(fds), request)
+    else:
+        try:
+            pid = fork(conn, list(fds), request)
+        except OSError as e:
+            note(f"cannot fork ({e}): {request['argv'][:1]} runs in its own process")
     for fd in fds:
         os.close(fd)
-    jobs[pid] = conn
-    note(f"job {pid}: vem {' '.join(request['argv'][:1])} in {request['cwd']}")
     try:
         conn.sendall(_HEADER.pack(pid))
     except OSError:
-        _kill(pid, signal.SIGKILL)
+        if pid:
+            _kill(pid, signal.SIGKILL)
+    if not pid:
+        conn.close()
+        return
+    jobs[pid] = conn
+    watched[conn] = pid
+    note(f"job {pid}: vem {' '.join(request['argv'][:1])} in {request['cwd']}")
 
 
-def _reap(jobs, note):
+def _reap(jobs, watched, note):
     while jobs:
         try:
             pid, status, usage = os.wait3(os.WNOHANG)
@@ -257,6 +307,7 @@ def _reap(jobs, note):
         note(f"job {pid}: exit {code} (cpu {usage.ru_utime + usage.ru_stime:.1f} s, "
              f"max rss {usage.ru_maxrss / 1024:.0f} MB)")
         if conn is not None:
+            watched.pop(conn, None)
             try:
                 conn.sendall(struct.pack("!i", code))
             except OSError:
