@@ -153,14 +153,16 @@ def stage_context(method, stage, task, data_path, overrides, seed, inputs, evaln
                         trains_addon=st == m.addon_stage(cfg))
 
 
-def interrupt(cmd, resume_file, how, min_iter=12):
-    """Start ``cmd``, wait until it has saved a resume state at >= ``min_iter``, then kill -9 or SIGTERM it."""
+def interrupt(cmd, resume_file, how, min_iter=12, env=None, before=None):
+    """Start ``cmd`` (in ``env``, default ``run_env()``), wait until it has saved a resume state at >= ``min_iter``,
+    call ``before(proc)`` if given, then kill -9 or SIGTERM it."""
     import signal
     import time
 
     import torch
 
-    proc = subprocess.Popen(cmd, env=run_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env or run_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if resume_file.is_file():
@@ -172,6 +174,8 @@ def interrupt(cmd, resume_file, how, min_iter=12):
                 break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be interrupted: " + proc.stderr.read()[-500:]
+    if before is not None:
+        before(proc)
     proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err

@@ -4,7 +4,6 @@ differs from the server's runs in its own process."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import ROOT, fmnist_available, run_env, run_vem
+from tests.conftest import ROOT, fmnist_available, interrupt, run_env, run_vem
 from tests.test_omgd import _compress_cmd
 
 _ENV = {}
@@ -107,19 +106,6 @@ def test_a_forked_training_stage_equals_its_own_process(server, edges_assets, tm
                                   check_exact=True)
 
 
-def _start_and_wait(cmd, sock, resume, min_iter=6):
-    proc = subprocess.Popen(cmd, env=_env(sock), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if resume.is_file() and torch.load(resume, weights_only=True)["iter"] >= min_iter:
-                return proc
-        except Exception:  # noqa: BLE001 - being replaced right now
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the run finished before it could be interrupted: " + proc.communicate()[1][-500:])
-
-
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -133,18 +119,20 @@ def test_sigterm_reaches_the_child_and_kill9_of_the_job_kills_it(server, edges_a
     sock, log = server
     out = tmp_path / "run"
     cmd = _compress_cmd(edges_assets, out, iters=400)
-    proc = _start_and_wait(cmd, sock, out / "student.pt.resume")
-    child = _jobs(log, "vem")[-1][0]
-    assert _alive(child) and child != proc.pid
-    proc.send_signal(signal.SIGTERM)                    # the stage's handler: save the state, exit 143
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143 and "SIGTERM: state saved" in err, err[-800:]
-    assert not _alive(child)
+    children = []
 
-    proc = _start_and_wait(cmd, sock, out / "student.pt.resume", min_iter=9)
-    child = _jobs(log, "vem")[-1][0]
-    proc.kill()
-    proc.wait(timeout=30)
+    def running_child(proc):
+        children.append(_jobs(log, "vem")[-1][0])
+        assert _alive(children[-1]) and children[-1] != proc.pid
+
+    # the stage's handler: save the state, exit 143
+    code, err = interrupt(cmd, out / "student.pt.resume", "term", min_iter=6, env=_env(sock), before=running_child)
+    assert code == 143 and "SIGTERM: state saved" in err, err[-800:]
+    assert not _alive(children[-1])
+
+    code, _ = interrupt(cmd, out / "student.pt.resume", "kill", min_iter=9, env=_env(sock), before=running_child)
+    assert code == -9
+    child = children[-1]
     deadline = time.time() + 30
     while _alive(child) and time.time() < deadline:
         time.sleep(0.05)

@@ -176,8 +176,8 @@ def serve(path: str, log=None) -> None:
     """Listen at ``path`` until the parent process (Snakemake) ends or SIGTERM arrives; fork a child per job."""
     import importlib
 
-    identity = _identity(dict(os.environ))
     before = dict(os.environ)
+    identity = _identity(before)
     for name in PRELOAD:
         importlib.import_module(name)
     # what the imports put into the environment (torch's inductor: its cache folder), as they would in the job
@@ -269,9 +269,8 @@ def _accept(listener, identity, fork, jobs, watched, note):
     if request.get("identity") != identity or len(fds) != 3:
         theirs = request.get("identity") or {}
         differ = sorted(k for k in identity if k != "env" and theirs.get(k) != identity[k])
-        env = theirs.get("env") or {}
-        differ += sorted(f"${k}" for k in set(env) ^ set(identity["env"]) | {k for k in env if
-                                                                          env[k] != identity["env"].get(k)})
+        env, ours = theirs.get("env") or {}, identity["env"]
+        differ += sorted(f"${k}" for k in set(env) | set(ours) if env.get(k) != ours.get(k))
         note(f"refused {request.get('argv', [])[:1]} (runs in its own process): it differs in {', '.join(differ)}")
     else:
         try:
