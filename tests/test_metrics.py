@@ -346,3 +346,36 @@ def test_val_scores_in_memory_equal_the_png_zip_path(task, edges_assets, tmp_pat
         with torch.no_grad():
             for p in G.parameters():
                 p.add_(0.05 * torch.randn_like(p))
+
+
+def test_a_backend_without_batch_reading_scores_through_a_scratch_zip_it_removes(edges_assets, tmp_path):
+    """A backend that reads only zips (``read_batch`` None: the paper's clean-fid FID) scores a val curve
+    point through a zip of PNGs in a scratch folder that is gone once the score is back; same value as in
+    memory."""
+    from tests.conftest import save_task_data
+    from vem.config import resolve
+    from vem.data.taskdata import open_task_data
+    from vem.eval import ValScorer
+    from vem.eval.images import generate_u8, read_zip_u8
+    from vem.models import build, from_config
+
+    cfg = resolve("fmnist_edges2shoes", {})
+    data = open_task_data(save_task_data("fmnist_edges2shoes", tmp_path), "fmnist_edges2shoes", cfg)
+    scorer = ValScorer(data, edges_assets / "feature.pt", cfg)
+    seen = []
+
+    class ZipOnly(type(scorer.backend)):
+        read_batch = None
+
+        def score(self, images_zip, ref):
+            seen.append(Path(images_zip))
+            assert Path(images_zip).is_file()
+            return self._frechet(self.features_batches(read_zip_u8(images_zip, 256)), ref)
+
+    torch.manual_seed(1)
+    G = build(from_config(cfg["teachers"]["original"], data.spec.in_channels, data.spec.out_channels))
+    zip_only = ZipOnly(data.spec, edges_assets / "feature.pt", cfg)
+    value = zip_only.score_images(generate_u8(G, data, "val", scorer.n, 256), scorer.ref)[0]
+    assert value == scorer(G)
+    assert len(seen) == 1 and seen[0].name == "gen.zip" and seen[0].parent.name.startswith("vem-val-")
+    assert not seen[0].parent.exists()

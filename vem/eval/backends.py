@@ -61,14 +61,15 @@ class Backend:
     def score_batches(self, batches, ref) -> tuple[float, dict]:
         raise NotImplementedError
 
-    def score_images(self, images_u8, ref, tmp_dir) -> tuple[float, dict]:
+    def score_images(self, images_u8, ref) -> tuple[float, dict]:
         """The score of an iterable of uint8 images: in memory where the backend reads batches, else through
-        a zip of PNGs in ``tmp_dir``."""
+        a zip of PNGs in a scratch folder that lives only while it is scored."""
         if self.read_batch is not None:
             return self.score_batches(batched_u8(images_u8, self.read_batch), ref)
-        out = Path(tmp_dir) / "gen.zip"
-        write_png_zip(images_u8, out)
-        return self.score(out, ref)
+        with tempfile.TemporaryDirectory(prefix="vem-val-") as tmp:
+            out = Path(tmp) / "gen.zip"
+            write_png_zip(images_u8, out)
+            return self.score(out, ref)
 
     def protocol(self) -> dict:
         return {"backend_id": self.id, "evalnet": self.evalnet.name, "evalnet_sha256": file_sha256(self.evalnet)}

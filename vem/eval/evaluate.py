@@ -7,7 +7,6 @@ real reference statistics (``real_stats``) all go through it, at both scales.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,11 +27,10 @@ class ValScorer:
         self.backend = make_backend(data.spec, evalnet_path, cfg)
         self.ref = self.backend.reference(data, "val")
         self.n = min(cfg["eval"]["val_images"], data.n("val", "A"))
-        self.tmp = tempfile.TemporaryDirectory(prefix="vem-val-")
 
     def __call__(self, G) -> float:
         images = generate_u8(G, self.data, "val", self.n, self.cfg["eval"]["batch"])
-        return self.backend.score_images(images, self.ref, self.tmp.name)[0]
+        return self.backend.score_images(images, self.ref)[0]
 
     def better(self, a: float, b: float) -> bool:
         return self.backend.better(a, b)
