@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from summarise_rules import job_key, main, summarise  # noqa: E402
+from summarise_rules import compare, job_key, main, summarise  # noqa: E402
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -65,3 +65,24 @@ def test_job_key_and_errors(tmp_path, bench, capsys):
     out = capsys.readouterr().out
     assert re.search(r"^\| method_stage/gcc/distill +\| +1 \| +300 \|", out, re.M)
     assert "8 jobs; 467 core-seconds" in out
+
+
+def test_before_and_after_pairs_the_same_jobs(tmp_path, bench, capsys):
+    after = tmp_path / "after"
+    _bench(after, "compress/fmnist_edges2shoes/omgd-vem-lam1-seed0.tsv", 45.0, 44.0)
+    _bench(after, "compress/fmnist_edges2shoes/omgd-none-lam0-seed1.tsv", 35.0, 34.0)
+    _bench(after, "prepare_data/fmnist_uncond.tsv", 1.5, 1.0)
+    _bench(after, "figure/fig2.tsv", 4.0, 3.0)                          # a job the before run lacks
+    table, totals = compare(bench, after)
+    assert list(table.index) == ["compress", "prepare_data"]             # only jobs both runs have
+    assert table.loc["compress", "count"] == 2
+    assert table.loc["compress", "before"] == 100.0 and table.loc["compress", "after"] == 80.0
+    assert table.loc["compress", "change_%"] == -20.0 and table.loc["prepare_data", "change_%"] == -50.0
+    assert totals == {"paired": 3, "before_s": 103.0, "after_s": 81.5, "only_before": 5, "only_after": 1}
+    method, _ = compare(bench, after, "method")
+    assert method.loc["compress/omgd", "after"] == 80.0
+    main([str(after), "--before", str(bench)])
+    out = capsys.readouterr().out
+    assert "3 jobs in both runs: 103 -> 82 core-seconds (-20.9 %); 5 jobs only before, 1 only after" in out
+    with pytest.raises(SystemExit, match="no job has a benchmark file under both"):
+        compare(bench, tmp_path / "after" / "figure")
