@@ -18,7 +18,7 @@ import yaml
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 from vem.config import CONFIG_DIR, ConfigError, addon_kwargs, resolve, unflatten  # noqa: E402
-from vem.data.tasks import MINI_TASKS, get_task  # noqa: E402
+from vem.data.tasks import MINI_TASKS, TASKS, get_task  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +82,13 @@ def test_paper_task_deltas():
     assert city["omgd"]["n_dis"] == 3 and city["omgd"]["iters"] == 520500 and city["addon"]["vem"]["step_size"] == 50.0
     s2w = resolve("summer2winter", method="omgd")
     assert s2w["omgd"]["teacher"]["iters"] == 222200 and s2w["omgd"]["lambda_cd"] == 100.0
+    # CRD's negatives per task: its reference's 16,384 (paired) / 4,096 where the training set allows, else the
+    # largest power of 2 below the training inputs (the memory bank draws nce_k of the others)
+    nce_k = {t: resolve(t)["addon"]["crd"]["nce_k"] for t in TASKS}
+    assert {t: nce_k[t] for t in ("edges2shoes", "cityscapes", "horse2zebra", "summer2winter", "celeba", "ffhq")} \
+        == {"edges2shoes": 16384, "cityscapes": 2048, "horse2zebra": 512, "summer2winter": 1024, "celeba": 4096,
+            "ffhq": 4096}
+    assert all(k < TASKS[t].train_inputs for t, k in nce_k.items())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +176,11 @@ def test_bool_and_int_not_interchangeable():
     ("fmnist_edges2shoes", {"omgd.n_share": 9}, r"omgd\.n_share must be <= omgd\.n_layers_d \+ 2"),
     ("fmnist_sneaker2boot", {"omgd.teacher.norm": "group"}, r"omgd\.teacher\.norm must be one of"),
     ("fmnist_edges2shoes", {"omgd.decay_from": 1.5}, r"omgd\.decay_from must be <= 1"),
-    ("fmnist_edges2shoes", {"eval.val_images": 0}, r"eval\.val_images must be >= 1"),
+    ("fmnist_edges2shoes", {"eval.val_images": 1}, r"eval\.val_images must be >= 2"),
+    ("fmnist_edges2shoes", {"eval.latency.backends": ["onnx"]}, r"eval\.latency\.backends must contain 'eager'"),
+    # CRD's memory bank draws nce_k negatives among the other training inputs: the 5,500 training sneakers
+    ("fmnist_sneaker2boot", {"addon.crd.nce_k": 5500},
+     r"addon\.crd\.nce_k 5500 must be smaller than the 5500 training inputs of fmnist_sneaker2boot"),
 ])
 def test_range_and_choice_checks_after_merge(task, ov, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -342,6 +342,19 @@ def test_task_ids(fm):
                             "fmnist_uncond", "fmnist_uncond_sg2"]
 
 
+def test_mini_tasks_train_inputs_are_what_build_task_makes_of_fashion_mnist(monkeypatch):
+    """TaskSpec.train_inputs (what the dry run checks CRD's nce_k against) = the training inputs build_task
+    makes of Fashion-MNIST's 60,000 train images (6,000 per class); blank images, edges skipped."""
+    monkeypatch.setattr(T, "canny_edges", lambda x: x)
+    fm = {"train_images": np.zeros((60000, 28, 28), np.uint8), "train_labels": np.repeat(np.arange(10), 6000),
+          "test_images": np.zeros((10000, 28, 28), np.uint8), "test_labels": np.repeat(np.arange(10), 1000)}
+    for tid in T.MINI_TASKS:
+        out = T.build_task(tid, fm)
+        side = "A" if "train_A" in out else "B"       # an unconditional task: one latent per train image
+        assert len(out[f"train_{side}"]) == T.get_task(tid).train_inputs, tid
+    assert all(T.TASKS[t].train_inputs > 0 for t in T.TASKS)
+
+
 # --------------------------------------------------------------------------------------------------
 # tensors
 

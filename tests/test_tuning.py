@@ -144,6 +144,9 @@ def test_only_the_configured_addons_are_tuned():
     plan = Plan(dict(CFG, addons=["none", "vid"], tuning=TUNING))
     assert list(plan.trials) == ["vid"]
     assert {t["addon"] for t in plan.tuning_spec("omgd")["trials"]} == {"vid"}
+    # a run without any add-on to tune (addons: [none]) tunes nothing, instead of failing to build its DAG
+    bare = Plan(dict(CFG, addons=["none"], tuning=TUNING))
+    assert plan.tuning_methods() and bare.tuning_methods() == [] and bare.trials == {}
 
 
 def test_a_value_the_space_admits_is_checked_even_when_no_trial_drew_it():

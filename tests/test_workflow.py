@@ -46,6 +46,10 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     ("overrides: {teachers.original.batch: 6}", "teachers.original.batch"),    # StyleGAN2's stddev group of 4
     ("overrides: {teachers.original.channel_max: 0}", "teachers.original.channel_max"),
     ("overrides: {eval.test_images: 0}", "eval.test_images"),
+    ("overrides: {eval.val_images: 1}", "eval.val_images"),           # a Fréchet distance of one image
+    ("overrides: {eval.latency.backends: [torchscript]}", "eval.latency.backends"),
+    ("overrides: {addon.crd.nce_k: 5500}", "addon.crd.nce_k 5500"),  # the 5,500 training sneakers
+    ("lambda_mi_sweep: [0.1, 0.1]", "lambda_mi_sweep"),
     ("methods: {gcc: [fmnist_uncond_sg2]}", "fmnist_uncond_sg2"),
     ("tasks: [fmnist_edges2shoes, fmnist_scenes]\nmethods: [omgd]\ntables: [1]\n"
      "dose_response: {tasks: [fmnist_sneaker2boot], lambdas: [1.0], addons: [vem], seeds: [0]}", "dose_response.tasks"),

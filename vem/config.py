@@ -35,9 +35,11 @@ SHARED_SCHEMA = section({
     "addon": addon_schema(),
     "evalnets": {"type": "object", "additionalProperties": EVALNET},
     "data": section({"load_size": integer(1), "crop_size": integer(1), "flip": {"type": "boolean"}}),
-    "eval": section({"fid_mode": choice("legacy_pytorch", "clean"), "batch": integer(1), "val_images": integer(1),
-                     "test_images": integer(1, nullable=True),
+    # a Fréchet distance needs >= 2 images; eager latency is always timed (the model every export is checked against)
+    "eval": section({"fid_mode": choice("legacy_pytorch", "clean"), "batch": integer(1), "val_images": integer(2),
+                     "test_images": integer(2, nullable=True),
                      "latency": section({"backends": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                                      "contains": {"const": "eager"},
                                                       "items": choice("eager", "torchscript", "onnx")},
                                          "runs": integer(1), "warmup": integer(0), "threads": integer(1)})}),
 }, required=False)
@@ -295,6 +297,10 @@ def _check_shared(cfg: dict) -> None:
         if "batch" in orig and orig["batch"] % min(orig["batch"], 4):
             raise ConfigError(f"teachers.original.batch must be divisible by 4 (StyleGAN2's minibatch-stddev "
                               f"group), got {orig['batch']}")
+    crd, n_train = cfg["addon"].get("crd"), get_task(cfg["task"]).train_inputs
+    if crd and n_train and not crd["nce_k"] < n_train:    # what CRD's memory bank (vem.mi.crd) would reject
+        raise ConfigError(f"addon.crd.nce_k {crd['nce_k']} must be smaller than the {n_train} training inputs of "
+                          f"{cfg['task']} (CRD draws that many negatives from its memory bank)")
     if "data" in cfg and cfg["data"]["crop_size"] > cfg["data"]["load_size"]:
         raise ConfigError(f"data.crop_size {cfg['data']['crop_size']} exceeds data.load_size "
                           f"{cfg['data']['load_size']}")

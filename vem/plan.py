@@ -447,9 +447,11 @@ class Plan:
         return self.run_dir(task, method, addon, self.trial_lambda(task, addon, k), seed, f"+t{k}" if k else "")
 
     def tuning_methods(self) -> list[str]:
+        """The methods tuned: those of tuning.methods on a tuning task, if the run has an add-on to tune."""
         c = self.tuning
-        return [m for m in c.get("methods", []) if any(t in self.methods[m] for t in c.get("tasks", []))] \
-            if c.get("tasks") else []
+        if not c.get("tasks") or not self.tuned_addons:
+            return []
+        return [m for m in c.get("methods", []) if any(t in self.methods[m] for t in c["tasks"])]
 
     def tuning_spec(self, method: str) -> dict:
         """What ``python -m vem tune`` scores: every trial run of the method (its curve on the val split)."""

@@ -74,7 +74,8 @@ def _rule(err) -> str:
     return {"minimum": f"be >= {s}", "exclusiveMinimum": f"be > {s}", "maximum": f"be <= {s}",
             "exclusiveMaximum": f"be < {s}", "enum": f"be one of {s}", "type": f"be of type {s}",
             "pattern": f"match {s}", "required": "be given", "additionalProperties": "be a known key",
-            "minItems": f"have >= {s} items", "maxItems": f"have <= {s} items"}.get(v, err.message)
+            "minItems": f"have >= {s} items", "maxItems": f"have <= {s} items", "uniqueItems": "have no repeated item",
+            "contains": f"contain {s.get('const')!r}" if isinstance(s, dict) else ""}.get(v) or err.message
 
 
 def check(instance: dict, schema: dict, where: str = "") -> None:

@@ -49,6 +49,11 @@ class TaskSpec:
     out_channels: int
     size: int
     description: str
+    # training inputs (the A side of *our* train split; an unconditional task's train latents): for a mini task
+    # what build_task makes of Fashion-MNIST (6,000 train images per class, 1/12 held out as val), for a paper
+    # task that of the standard archive less the val hold-out (vem.data.folders) - what the dry run checks
+    # counts against (CRD's memory bank); a job checks the real count
+    train_inputs: int = 0
 
     @property
     def higher_is_better(self) -> bool:
@@ -62,27 +67,29 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {t.id: t for t in [
     TaskSpec("fmnist_edges2shoes", "mini", "edges2shoes", "paired", "fd", "fd_fmnist", 1, 1, 32,
-             "Canny edges of Fashion-MNIST footwear (sandal, sneaker, ankle boot) -> image"),
+             "Canny edges of Fashion-MNIST footwear (sandal, sneaker, ankle boot) -> image", 16500),
     TaskSpec("fmnist_scenes", "mini", "cityscapes", "paired", "miou", "miou_segmenter", len(SUPER_CLASSES), 1, 32,
-             "6-class label map -> 2x2 scene of real Fashion-MNIST items"),
+             "6-class label map -> 2x2 scene of real Fashion-MNIST items", 12000),
     TaskSpec("fmnist_sneaker2boot", "mini", "horse2zebra", "unpaired", "fd", "fd_fmnist", 1, 1, 32,
-             "sneaker -> ankle boot (unpaired)"),
+             "sneaker -> ankle boot (unpaired)", 5500),
     TaskSpec("fmnist_pullover2coat", "mini", "summer2winter", "unpaired", "fd", "fd_fmnist", 1, 1, 32,
-             "pullover -> coat (unpaired)"),
+             "pullover -> coat (unpaired)", 5500),
     TaskSpec("fmnist_uncond", "mini", "celeba", "unconditional", "fd", "fd_fmnist", 128, 1, 32,
-             "z ~ N(0, I) -> a Fashion-MNIST item (unconditional, all classes)"),
+             "z ~ N(0, I) -> a Fashion-MNIST item (unconditional, all classes)", 55000),
     TaskSpec("fmnist_uncond_sg2", "mini", "ffhq", "unconditional", "fd", "fd_fmnist", 128, 1, 32,
-             "z ~ N(0, I) -> a Fashion-MNIST item (unconditional, all classes), StyleGAN2's task"),
-    TaskSpec("edges2shoes", "paper", "edges2shoes", "paired", "fd", "fid_inception", 3, 3, 256, "edges2shoes-r, AtoB"),
+             "z ~ N(0, I) -> a Fashion-MNIST item (unconditional, all classes), StyleGAN2's task", 55000),
+    TaskSpec("edges2shoes", "paper", "edges2shoes", "paired", "fd", "fid_inception", 3, 3, 256, "edges2shoes-r, AtoB",
+             45929),
     TaskSpec("cityscapes", "paper", "cityscapes", "paired", "miou", "miou_drn", 3, 3, 256,
-             "Cityscapes labels -> photo (BtoA)"),
-    TaskSpec("horse2zebra", "paper", "horse2zebra", "unpaired", "fd", "fid_inception", 3, 3, 256, "horse -> zebra"),
+             "Cityscapes labels -> photo (BtoA)", 2775),
+    TaskSpec("horse2zebra", "paper", "horse2zebra", "unpaired", "fd", "fid_inception", 3, 3, 256, "horse -> zebra",
+             947),
     TaskSpec("summer2winter", "paper", "summer2winter", "unpaired", "fd", "fid_inception", 3, 3, 256,
-             "summer2winter_yosemite, summer -> winter"),
+             "summer2winter_yosemite, summer -> winter", 1111),
     TaskSpec("celeba", "paper", "celeba", "unconditional", "fd", "fid_inception", 128, 3, 64,
-             "CelebA faces 64x64 (CenterCrop 160 -> Resize 64), unconditional SAGAN"),
+             "CelebA faces 64x64 (CenterCrop 160 -> Resize 64), unconditional SAGAN", 160770),
     TaskSpec("ffhq", "paper", "ffhq", "unconditional", "fd", "fid_inception", 512, 3, 256,
-             "FFHQ faces 256x256 (resized), unconditional StyleGAN2"),
+             "FFHQ faces 256x256 (resized), unconditional StyleGAN2", 58000),
 ]}
 
 MINI_TASKS = [t for t, s in TASKS.items() if s.scale == "mini"]
