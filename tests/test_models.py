@@ -187,6 +187,12 @@ def test_multi_nlayer_shares_first_blocks():
 # validation
 
 
+def test_the_config_schema_knows_every_backbone():
+    from vem.schema import BACKBONE_IDS
+
+    assert sorted(BACKBONE_IDS) == sorted(BACKBONES)
+
+
 def test_records_rebuild_the_same_generator_from_the_checkpoint_alone(tmp_path):
     """Every backbone: the record lists every constructor argument (defaults written out), survives a
     weights-only checkpoint and rebuilds a generator with identical outputs."""

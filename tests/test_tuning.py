@@ -207,3 +207,15 @@ def test_dose_response_restricted_to_the_listed_methods():
     assert only == [p for p in every if "/cat/" in p]
     with pytest.raises(ConfigError, match="dose_response.methods: 'gcc'"):
         Plan(dict(cfg, dose_response=dict(cfg["dose_response"], methods=["gcc"])))
+
+
+def test_a_study_of_the_addons_refuses_a_method_run_alone():
+    """Slimming combines no add-on: naming it in the dose-response or the tuning would schedule add-on runs
+    its training rejects (after pretrain and prune): refused while the DAG is built."""
+    cfg = dict(CFG, tasks=["fmnist_uncond"], methods={"gcc": "all", "slimming": "all"}, tables=[3])
+    dose = {"tasks": ["fmnist_uncond"], "lambdas": [1.0], "addons": ["vem"], "seeds": [0]}
+    assert Plan(dict(cfg, dose_response=dose)).dose_response_metrics()        # gcc's, by default
+    with pytest.raises(ConfigError, match="dose_response.methods: 'slimming' is not combined with the add-ons"):
+        Plan(dict(cfg, dose_response=dict(dose, methods=["slimming"])))
+    with pytest.raises(ConfigError, match="tuning.methods: 'slimming' is not combined with the add-ons"):
+        Plan(dict(cfg, tuning=dict(TUNING, tasks=["fmnist_uncond"], methods=["slimming"])))

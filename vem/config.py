@@ -297,6 +297,11 @@ def _check_shared(cfg: dict) -> None:
         if "batch" in orig and orig["batch"] % min(orig["batch"], 4):
             raise ConfigError(f"teachers.original.batch must be divisible by 4 (StyleGAN2's minibatch-stddev "
                               f"group), got {orig['batch']}")
+    size = cfg["data"]["crop_size"] if "data" in cfg else get_task(cfg["task"]).size
+    for role, t in cfg["teachers"].items():      # a U-Net halves its input num_downs times, down to 1 x 1
+        if str(t.get("arch", "")).startswith("unet") and t.get("num_downs") and 2 ** t["num_downs"] > size:
+            raise ConfigError(f"teachers.{role}.num_downs {t['num_downs']} is too deep for {size} px inputs "
+                              f"(a U-Net halves them num_downs times: at most {size.bit_length() - 1})")
     crd, n_train = cfg["addon"].get("crd"), get_task(cfg["task"]).train_inputs
     if crd and n_train and not crd["nce_k"] < n_train:    # what CRD's memory bank (vem.mi.crd) would reject
         raise ConfigError(f"addon.crd.nce_k {crd['nce_k']} must be smaller than the {n_train} training inputs of "

@@ -92,8 +92,15 @@ class Plan:
             if m not in self.methods:
                 raise ConfigError(f"dose_response.methods: {m!r} is not among the configured methods "
                                   f"{list(self.methods)}")
+            self._check_combines("dose_response.methods", m)
         self._check_control()
         self._check_tuning()
+
+    @staticmethod
+    def _check_combines(key: str, method: str) -> None:
+        """A study of the add-ons (dose-response, tuning) names only methods combined with them."""
+        if not get_method(method).combines_addons:
+            raise ConfigError(f"{key}: {method!r} is not combined with the add-ons (it runs alone)")
 
     def _canonical_methods(self, methods):
         """The config's methods with every ``module:Class`` path registered and replaced by its id."""
@@ -402,6 +409,7 @@ class Plan:
         for m in c["methods"]:
             if m not in self.methods:
                 raise ConfigError(f"tuning.methods: {m!r} is not among the configured methods {list(self.methods)}")
+            self._check_combines("tuning.methods", m)
         # the add-ons tuned: those of tuning.addons that the run has (a run restricted to fewer add-ons tunes fewer)
         self.tuned_addons = [a for a in c["addons"] if a in self.config["addons"]]
         for a in self.tuned_addons:

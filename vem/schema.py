@@ -47,11 +47,14 @@ POSITIVE = number(exclusive_minimum=0)
 NONNEG = number(minimum=0)
 FRACTION = number(minimum=0, maximum=1)
 NORMS = ("batch", "instance", "instance_affine", "none")
+# the generator backbones' ids (vem.models.backbones.BACKBONES, which imports torch; the same set, tested)
+BACKBONE_IDS = ("unet", "unet_deepest", "resnet", "mobile_resnet", "mobile_deepest_resnet", "inception",
+                "slimmable_mobile_resnet", "sagan", "stylegan2")
 
 # a GAN teacher trained from scratch by vem.train.gan (pix2pix on paired tasks, CycleGAN on unpaired ones)
 TEACHER = section({
     "source": {"type": "string", "pattern": r"^(train|[a-z_]+/[a-z0-9_]+/[a-z0-9_-]+)$"},
-    "arch": {"type": "string"}, "ngf": integer(1), "num_downs": integer(5), "n_blocks": integer(1),
+    "arch": choice(*BACKBONE_IDS), "ngf": integer(1), "num_downs": integer(5), "n_blocks": integer(1),
     "norm": choice(*NORMS), "init": choice("default", "normal"),
     "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "decay_from": FRACTION,
     "gan_mode": choice("lsgan", "hinge", "vanilla"), "lambda_rec": NONNEG, "lambda_idt": NONNEG,
