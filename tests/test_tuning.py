@@ -25,7 +25,8 @@ def test_trials_are_deterministic_bounded_and_start_from_the_defaults():
     assert a == sample_trials("vem", SPACE, 50, seed=3)
     assert a[0] == {} and len(a) == 50
     assert a != sample_trials("vem", SPACE, 50, seed=4)
-    assert sample_trials("vid", SPACE, 50, seed=3) != a          # each add-on has a stream of its own
+    lam = {"lambda_mi": SPACE["lambda_mi"]}                      # each add-on has a stream of its own
+    assert sample_trials("vid", lam, 50, seed=3) != sample_trials("vem", lam, 50, seed=3)
     lams = np.array([t["lambda_mi"] for t in a[1:]])
     assert lams.min() >= 0.01 and lams.max() <= 10.0
     steps = {t["addon.vem.steps"] for t in a[1:]}
@@ -49,6 +50,9 @@ def test_log_uniform_is_uniform_in_the_log():
     ({"addon.vem.steps": {"int": [1.5, 4]}}, "integer bounds"),
     ({"lambda_mi": {"uniform": [0.0, 1.0]}}, "lambda_mi must stay > 0"),
     ({"addon.vem.width": {"choice": []}}, "non-empty list"),
+    ({"lambda_mi": {"choice": [0.5, 0]}}, "lambda_mi must stay > 0"),
+    ({"addon.lambda_mi": {"log": [0.1, 1.0]}}, "the run's lambda_mi overrides addon.lambda_mi"),     # a no-op
+    ({"addon.vid.init_var": {"log": [1.0, 5.0]}}, "an option of add-on 'vid', which the vem trials do not run"),
     ({}, "expects a mapping"),
 ])
 def test_a_bad_space_names_the_bad_dimension(space, match):

@@ -43,9 +43,16 @@ def check_space(addon: str, space: dict) -> None:
             raise ValueError(f"{where}: expects one of {{{', '.join(d + ': ...' for d in DISTRIBUTIONS)}}}, "
                              f"got {dist!r}")
         kind, arg = next(iter(dist.items()))
+        parts = key.split(".")
+        if key == f"addon.{LAMBDA}":
+            raise ValueError(f"{where}: the run's {LAMBDA} overrides addon.{LAMBDA}; tune {LAMBDA!r} instead")
+        if parts[0] == "addon" and len(parts) > 2 and parts[1] != addon:
+            raise ValueError(f"{where}: an option of add-on {parts[1]!r}, which the {addon} trials do not run")
         if kind == "choice":
             if not isinstance(arg, list) or not arg:
                 raise ValueError(f"{where}: choice expects a non-empty list, got {arg!r}")
+            if key == LAMBDA and not all(isinstance(v, (int, float)) and v > 0 for v in arg):
+                raise ValueError(f"{where}: lambda_mi must stay > 0, got {arg!r}")
             continue
         if (not isinstance(arg, list) or len(arg) != 2 or not all(isinstance(v, (int, float)) for v in arg)
                 or not arg[0] <= arg[1]):
