@@ -213,6 +213,17 @@ def test_dose_response_restricted_to_the_listed_methods():
         Plan(dict(cfg, dose_response=dict(cfg["dose_response"], methods=["gcc"])))
 
 
+def test_a_control_task_or_tuned_method_that_would_yield_nothing_is_refused():
+    cfg = dict(CFG, methods={"omgd": ["fmnist_edges2shoes"], "cat": ["fmnist_sneaker2boot"]})
+    with pytest.raises(ConfigError, match=r"control.tasks: none of control.methods \['omgd'\] runs on "
+                                          r"'fmnist_sneaker2boot'"):
+        Plan(dict(cfg, control={"tasks": ["fmnist_sneaker2boot"], "methods": ["omgd"], "addons": ["vem"],
+                                "seeds": [0]}))
+    with pytest.raises(ConfigError, match=r"tuning.methods: 'cat' runs on none of tuning.tasks \['fmnist_edges2"):
+        Plan(dict(cfg, tuning=dict(TUNING, tasks=["fmnist_edges2shoes"], methods=["omgd", "cat"])))
+    assert Plan(dict(cfg, tuning=dict(TUNING, methods=["omgd", "cat"]))).tuning_methods() == ["omgd", "cat"]
+
+
 def test_a_study_of_the_addons_refuses_a_method_run_alone():
     """Slimming combines no add-on: naming it in the dose-response or the tuning would schedule add-on runs
     its training rejects (after pretrain and prune): refused while the DAG is built."""

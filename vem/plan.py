@@ -364,6 +364,9 @@ class Plan:
         for m in c.get("methods", []):
             if m not in self.methods:
                 raise ConfigError(f"control.methods: {m!r} is not among the configured methods {list(self.methods)}")
+        for t in c.get("tasks", []):             # a control task without a control method would yield nothing
+            if not any(t in self.methods[m] for m in c.get("methods", [])):
+                raise ConfigError(f"control.tasks: none of control.methods {c.get('methods', [])} runs on {t!r}")
         for task, method, addon, arms in self._control_cells():
             resolve(task, {**self.overrides, **self.arm_overrides(method, arms, addon)}, method)
 
@@ -410,6 +413,8 @@ class Plan:
             if m not in self.methods:
                 raise ConfigError(f"tuning.methods: {m!r} is not among the configured methods {list(self.methods)}")
             self._check_combines("tuning.methods", m)
+            if not any(t in self.methods[m] for t in c["tasks"]):    # else it would be left out silently
+                raise ConfigError(f"tuning.methods: {m!r} runs on none of tuning.tasks {c['tasks']}")
         # the add-ons tuned: those of tuning.addons that the run has (a run restricted to fewer add-ons tunes fewer)
         self.tuned_addons = [a for a in c["addons"] if a in self.config["addons"]]
         for a in self.tuned_addons:
