@@ -139,6 +139,39 @@ def test_mini_budget_is_the_papers_fraction_of_the_teacher():
     assert fractions[0] == pytest.approx(fractions[1], rel=1e-5)
 
 
+@pytest.mark.parametrize("size, norm", [(32, "instance_affine"), (30, "instance_affine"), (24, "batch")])
+def test_torch_free_count_equals_cats_profiler_on_the_built_generator(size, norm):
+    """baselines.cat.arithmetic (what the dry run checks target_macs with) = cat_macs of the built model, for
+    random widths with deleted branches and blocks, odd sizes and both norm kinds, and for the smallest one."""
+    from baselines.cat.arithmetic import inception_macs, smallest_widths
+    from baselines.cat.macs import cat_macs
+
+    rng = np.random.default_rng(size)
+    for trial in range(4):
+        widths = {"down": [int(v) for v in rng.integers(1, 9, 3)], "up": [int(v) for v in rng.integers(1, 9, 2)],
+                  "blocks": [{"res": [int(v) for v in rng.integers(0, 4, 3) * (rng.random(3) < 0.6)],
+                              "dw": [int(v) for v in rng.integers(0, 4, 3) * (rng.random(3) < 0.6)]}
+                             for _ in range(3)]}
+        if trial == 3:
+            widths = smallest_widths(3, 2)
+        G = _inception(in_nc=2, out_nc=3, ngf=8, n_blocks=3, norm=norm, widths=widths)
+        assert inception_macs(widths, 2, 3, size, norm) == cat_macs(G, 2, size), widths
+
+
+def test_a_budget_below_the_smallest_reachable_network_fails_the_dry_run_check():
+    from baselines.cat.arithmetic import inception_macs, smallest_widths
+    from vem.config import ConfigError, resolve
+
+    c = resolve("fmnist_sneaker2boot", method="cat")["cat"]
+    smallest = inception_macs(smallest_widths(c["teacher"]["n_blocks"], c["prune_cin_lb"]), 1, 1, 32,
+                              c["teacher"]["norm"])
+    assert smallest < c["target_macs"]
+    resolve("fmnist_sneaker2boot", {"cat.target_macs": float(smallest)}, method="cat")      # reachable: fine
+    with pytest.raises(ConfigError, match=rf"cat.target_macs {smallest - 1} is below the smallest network .*"
+                                          rf"\({smallest} MACs at 32 px with cat.prune_cin_lb 4\)"):
+        resolve("fmnist_sneaker2boot", {"cat.target_macs": float(smallest - 1)}, method="cat")
+
+
 # --------------------------------------------------------------------------------------------------
 # kernel alignment
 

@@ -44,6 +44,17 @@ class CAT(Method):
         if c["teacher"]["arch"] != "inception" or c["teacher"]["norm"] in ("none", "instance"):
             raise ConfigError(f"cat.teacher must be an inception generator with affine norms (CAT prunes by their "
                               f"scales), got arch {c['teacher']['arch']!r}, norm {c['teacher']['norm']!r}")
+        from vem.data.tasks import get_task
+
+        from .arithmetic import inception_macs, smallest_widths
+
+        spec, t = get_task(cfg["task"]), c["teacher"]
+        smallest = inception_macs(smallest_widths(t["n_blocks"], c["prune_cin_lb"]), spec.in_channels,
+                                  spec.out_channels, spec.size, t["norm"])
+        if smallest > c["target_macs"]:           # what the prune stage would find after the teacher trained
+            raise ConfigError(f"cat.target_macs {c['target_macs']:.6g} is below the smallest network the threshold "
+                              f"can reach ({smallest} MACs at {spec.size} px with cat.prune_cin_lb "
+                              f"{c['prune_cin_lb']}); raise the target or lower the bound")
         if c["lambda_distill"] > 0 and c["batch"] < 2:
             raise ConfigError(f"cat.batch must be >= 2 when cat.lambda_distill > 0: kernel alignment over a batch "
                               f"of 1 is identically 1 (no signal), got batch {c['batch']}")
