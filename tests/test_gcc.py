@@ -293,6 +293,11 @@ def test_gcc_configuration_checks():
 
     with pytest.raises(ConfigError, match="online_teacher false leaves no teacher"):
         resolve(TASK, {"gcc.online_teacher": False}, "gcc")
+    no_teacher = {"gcc.online_teacher": False, "gcc.gated_d": False, "gcc.lambda_content": 0.0,
+                  "gcc.lambda_gram": 0.0, "gcc.lambda_l1": 0.0}
+    with pytest.raises(ConfigError, match="gcc.online_teacher false leaves its add-on runs no teacher"):
+        resolve(TASK, no_teacher, "gcc")              # its vid/crd/vem runs would fail after pretrain and prune
+    assert not resolve(TASK, {}, "slimming")["slimming"]["online_teacher"]   # Slimming: that, without add-ons
     with pytest.raises(ConfigError, match="do not exist at 32 px"):
         resolve(TASK, {"gcc.g_taps": ["l4"]}, "gcc")
     with pytest.raises(ConfigError, match="gate_threshold"):

@@ -80,6 +80,9 @@ class GCC(Method):
             if on or c["gated_d"]:
                 raise ConfigError(f"{self.id}: online_teacher false leaves no teacher for "
                                   f"{on or ['gated_d']} (set them to 0 / false)")
+            if self.combines_addons:      # its add-on runs would have no teacher either: that is Slimming
+                raise ConfigError(f"{self.id}.online_teacher false leaves its add-on runs no teacher; the method "
+                                  f"without a teacher and add-ons is slimming")
 
     def run_stage(self, stage: str, ctx):
         from . import train
