@@ -288,8 +288,26 @@ def test_interrupted_distill_resumes_to_the_same_student_and_teacher(uncond_asse
                            "student.pt", every=4, min_iter=12, curve="curve.csv")
 
 
+def test_torch_free_count_equals_gccs_counter_on_the_built_generator():
+    """baselines.gcc.arithmetic (what the dry run checks target_macs with) = count_macs_thop_legacy of the built
+    SAGAN for random widths at 32 and 64 px, and GCC's published 23,449,600 for the ngf-64 generator."""
+    from baselines.gcc.arithmetic import sagan_macs
+    from vem.metrics.cost import count_macs_thop_legacy
+    from vem.models import build, record
+
+    assert sagan_macs([512, 256, 128, 64], 3, 64) == 23_449_600
+    rng = np.random.default_rng(0)
+    for size, n in ((32, 3), (64, 4)):
+        for widths in ([1] * n, *([int(v) for v in rng.integers(1, 40, n)] for _ in range(3))):
+            G = build(record("sagan", in_nc=16, out_nc=2, image_size=size, widths=widths))
+            assert sagan_macs(widths, 2, size) == count_macs_thop_legacy(G, 16, 1), widths
+
+
 def test_gcc_configuration_checks():
     from vem.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError, match=r"gcc.target_macs 1000 \(\+ tolerance 100\) is below the smallest SAGAN"):
+        resolve(TASK, {"gcc.target_macs": 1000.0, "gcc.tolerance": 100.0}, "gcc")
 
     with pytest.raises(ConfigError, match="online_teacher false leaves no teacher"):
         resolve(TASK, {"gcc.online_teacher": False}, "gcc")

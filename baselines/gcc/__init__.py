@@ -75,6 +75,12 @@ class GCC(Method):
             if bad:
                 raise ConfigError(f"{self.id}.{key}: {bad} do not exist at {get_task(cfg['task']).size} px "
                                   f"(layers l1..l{n}, attn1, attn2)")
+        from .arithmetic import sagan_macs
+
+        smallest = sagan_macs([1] * n, get_task(cfg["task"]).out_channels, get_task(cfg["task"]).size)
+        if smallest > c["target_macs"] + c["tolerance"]:     # what prune would find after the pre-training
+            raise ConfigError(f"{self.id}.target_macs {c['target_macs']:.6g} (+ tolerance {c['tolerance']:.6g}) is "
+                              f"below the smallest SAGAN, one channel per layer ({smallest} MACs in GCC's count)")
         if not c["online_teacher"]:
             on = [k for k in ("lambda_content", "lambda_gram", "lambda_l1") if c[k]]
             if on or c["gated_d"]:
