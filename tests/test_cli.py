@@ -101,3 +101,22 @@ def test_profile_of_the_unconditional_paper_models_gives_both_counts():
     assert res["macs_gcc"] == 23_449_600 and res["input"] == [1, 128, 1, 1]
     assert "14 channel groups" in one_error_line(vem("profile", "--model", "stylegan2_256", "--net-shape", "1_2"))
     assert "--net-shape" in one_error_line(vem("profile", "--model", "unet_256", "--net-shape", "4_4"))
+
+
+def test_a_teachers_config_hash_names_its_task_and_training_not_the_evaluation():
+    """Two tasks' Originals with the same recipe (edges2shoes and scenes) used to share a config hash (only the
+    teacher section was hashed); the identity now holds the task, the augmentation and the val images, and not
+    settings that do not change the training (latency timing)."""
+    from vem.cli import teacher_identity
+    from vem.config import resolve
+    from vem.utils import config_hash
+
+    def h(task, ov=None):
+        return config_hash(teacher_identity(resolve(task, ov or {}), task, "original"))
+
+    edges, scenes = resolve("fmnist_edges2shoes", {}), resolve("fmnist_scenes", {})
+    assert edges["teachers"]["original"] == scenes["teachers"]["original"]       # the same recipe ...
+    assert h("fmnist_edges2shoes") != h("fmnist_scenes")                        # ... two teachers
+    assert h("fmnist_edges2shoes") == h("fmnist_edges2shoes", {"eval.latency.runs": 3})
+    assert h("fmnist_edges2shoes") != h("fmnist_edges2shoes", {"eval.val_images": 100})
+    assert h("fmnist_edges2shoes") != h("fmnist_edges2shoes", {"teachers.original.iters": 7})

@@ -379,3 +379,31 @@ def test_a_backend_without_batch_reading_scores_through_a_scratch_zip_it_removes
     assert value == scorer(G)
     assert len(seen) == 1 and seen[0].name == "gen.zip" and seen[0].parent.name.startswith("vem-val-")
     assert not seen[0].parent.exists()
+
+
+def test_test_statistics_of_another_feature_network_are_refused(edges_assets, tmp_path):
+    """Real statistics record the sha256 of the feature network that computed them; scoring with another
+    network (or with a file that records none) is an error naming the file, not a silently wrong FD."""
+    from tests.conftest import save_task_data
+    from vem.config import resolve
+    from vem.data.taskdata import open_task_data
+    from vem.eval import real_stats
+    from vem.eval.backends import make_backend
+    from vem.utils import file_sha256
+
+    cfg = resolve("fmnist_edges2shoes", {})
+    data = open_task_data(save_task_data("fmnist_edges2shoes", tmp_path), "fmnist_edges2shoes", cfg)
+    net = edges_assets / "feature.pt"
+    st = real_stats(data, net, cfg, tmp_path / "real.zip")
+    assert st["evalnet_sha256"] == file_sha256(net)
+    backend = make_backend(data.spec, net, cfg)
+    for name, change, match in (("same.npz", {}, None),
+                                ("other.npz", {"evalnet_sha256": "0" * 64}, "computed with another feature network"),
+                                ("none.npz", {"evalnet_sha256": None}, "records no feature network")):
+        rec = {k: v for k, v in {**st, **change}.items() if v is not None}
+        np.savez(tmp_path / name, **{k: np.asarray(v) for k, v in rec.items()})
+        if match is None:
+            assert backend.reference(data, "test", tmp_path / name)["evalnet_sha256"] == st["evalnet_sha256"]
+        else:
+            with pytest.raises(ValueError, match=f"{name} .*{match}|{name} {match}"):
+                backend.reference(data, "test", tmp_path / name)

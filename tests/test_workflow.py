@@ -185,6 +185,15 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     rec = values[0]
     for key in ("protocol", "cost", "versions", "seed", "config_hash"):
         assert rec[key] is not None
+    # the metric's feature network is the one the evalnet's quality record and the real statistics name
+    import numpy as np
+
+    from vem.utils import file_sha256
+
+    quality = json.loads((d / "feature.json").read_text())
+    assert rec["protocol"]["evalnet_sha256"] == quality["evalnet_sha256"] == file_sha256(d / "feature.pt")
+    with np.load(d / "stats.npz") as z:
+        assert str(z["evalnet_sha256"]) == quality["evalnet_sha256"]
     assert rec["protocol"]["checkpoint_selection"].startswith("final")
     assert rec["metric"]["name"] == "FD-FMNIST"
     # the gradient probe of the run (every 2nd of its 6 iterations), summarised from its curve

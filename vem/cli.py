@@ -158,7 +158,7 @@ def cmd_prepare_data(args):
 def cmd_train_evalnet(args):
     from .config import resolve
     from .evalnets import train_classifier, train_segmenter
-    from .utils import atomic_save_torch, atomic_write_json, config_hash, versions
+    from .utils import atomic_save_torch, atomic_write_json, config_hash, file_sha256, versions
 
     _threads(args)
     task = args.task or "fmnist_edges2shoes"
@@ -175,6 +175,7 @@ def cmd_train_evalnet(args):
     quality.update(seed=args.seed, config=cfg, config_hash=config_hash(cfg), versions=versions(),
                    wall_seconds=time.time() - t0)
     atomic_save_torch(args.out, ck)
+    quality["evalnet_sha256"] = file_sha256(args.out)   # the network every metric's protocol names by this hash
     atomic_write_json(args.quality, quality)
     print(json.dumps({k: v for k, v in quality.items() if k not in ("config", "versions")}))
 
@@ -193,6 +194,13 @@ def cmd_real_stats(args):
     print(f"{args.task}: real statistics{' (' + st['mode'] + ')' if 'mode' in st else ''} from {st['description']}")
 
 
+def teacher_identity(cfg: dict, task: str, role: str) -> dict:
+    """What a teacher's training depends on (hashed into its config_hash and resume identity): its recipe, the
+    task (its data and channels), the augmentation and the val images its snapshots are scored on."""
+    return {"task": task, "role": role, "teacher": cfg["teachers"][role], "data": cfg.get("data"),
+            "val_images": cfg["eval"]["val_images"]}
+
+
 def cmd_train_teacher(args):
     from .data.taskdata import open_task_data
     from .eval import ValScorer
@@ -206,14 +214,16 @@ def cmd_train_teacher(args):
         raise ValueError(f"task {args.task} has no teacher role {args.role!r} (has {sorted(cfg['teachers'])})")
     t0 = time.time()
     t = cfg["teachers"][args.role]
-    chash = config_hash(t)
+    trained_by = teacher_identity(cfg, args.task, args.role)
+    chash = config_hash(trained_by)
     resumer = Resumer(args.out, identity=f"{args.task}/{args.role}/{chash}/seed{args.seed}",
                       every=args.checkpoint_every)
     _device(args)
     data = open_task_data(args.data, args.task, cfg, args.seed)
     ck, curve = train_teacher(t, data, args.seed, lambda: ValScorer(data, args.evalnet, cfg), resumer,
                               desc=f"{args.role} teacher")
-    ck.update(role=args.role, seed=args.seed, config_hash=chash, resume_saves=resumer.saves)
+    ck.update(role=args.role, seed=args.seed, config_hash=chash, config=json.dumps(trained_by, sort_keys=True),
+              resume_saves=resumer.saves)
     _write_table(args.curve, curve)
     atomic_save_torch(args.out, ck)
     resumer.finish()

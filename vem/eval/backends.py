@@ -110,7 +110,8 @@ class _Frechet(Backend):
         return {"mu": mu, "sigma": sigma, "description": f"{desc} ({n})", "n": n, **self.stats_extra()}
 
     def stats_extra(self) -> dict:
-        return {}
+        """Recorded beside the statistics: the feature network they were computed with (checked at use)."""
+        return {"evalnet_sha256": file_sha256(self.evalnet)}
 
     def reference(self, data, split: str, real_stats_path=None) -> dict:
         if split == "test":
@@ -126,7 +127,13 @@ class _Frechet(Backend):
             return self.real_stats(data, Path(d) / "real.zip", split)
 
     def check_reference(self, ref: dict, path) -> None:
-        pass
+        """Test statistics are only compared with features of the network that computed them."""
+        got, want = ref.get("evalnet_sha256", ref.get("weights_sha256")), file_sha256(self.evalnet)
+        if got is None:
+            raise ValueError(f"{path} records no feature network: re-run `python -m vem real-stats` for it")
+        if str(got) != want:
+            raise ValueError(f"{path} was computed with another feature network (sha256 {str(got)[:12]}..., this "
+                             f"run's {self.evalnet.name} {want[:12]}...): re-run `python -m vem real-stats`")
 
     def score(self, images_zip, ref) -> tuple[float, dict]:
         return self._frechet(self.features(images_zip), ref)
@@ -192,13 +199,14 @@ class InceptionFID(_Frechet):
                                           device=default_device())
 
     def stats_extra(self) -> dict:
-        return {"mode": self.mode, "weights_sha256": file_sha256(self.evalnet)}
+        return {**super().stats_extra(), "mode": self.mode, "weights_sha256": file_sha256(self.evalnet)}
 
     def check_reference(self, ref: dict, path) -> None:
         if "mode" not in ref:
             raise ValueError(f"{path} has no FID mode: not paper-scale Inception statistics")
         if ref["mode"] != self.mode:
             raise ValueError(f"{path} holds {ref['mode']} statistics; this run scores in {self.mode} mode")
+        super().check_reference(ref, path)
 
     def protocol(self) -> dict:
         return {**super().protocol(), "backend": "clean-fid get_files_features + frechet_distance",
