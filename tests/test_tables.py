@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -20,7 +21,7 @@ from scipy import stats
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 from vem.stats import min_detectable_effect  # noqa: E402
-from vem.tables import render  # noqa: E402
+from vem.tables import load_metrics, render, summarise  # noqa: E402
 
 PAPER_BLOCK = "paper (real datasets, Inception FID / DRN-D-105 mIoU; NOT comparable with the rows above)"
 TASKS = {  # task -> (paper task, metric name, higher is better)
@@ -182,6 +183,39 @@ def test_a_scored_subset_of_the_test_inputs_is_said_in_the_table(tmp_path):
     assert m.loc[0, "checkpoint"] == "final iteration (no selection on test)"
     assert m.loc[1, "checkpoint"] == ("final iteration (no selection on test); the first 300 of 1000 test inputs "
                                       "(eval.test_images): not the protocol")
+
+
+def test_the_markdown_table_says_its_scale_and_each_rows_checkpoint_and_subset(tmp_path):
+    paths = [write_record(tmp_path, "fmnist_sneaker2boot", "omgd", a, 0, v) for a, v in (("none", 3.0), ("vem", 2.0))]
+    rec = json.loads(paths[1].read_text())
+    rec["protocol"]["subset"] = "the first 300 of 1000 test inputs (eval.test_images): not the protocol"
+    paths[1].write_text(json.dumps(rec))
+    render(4, paths, tmp_path / "t.csv")
+    md = (tmp_path / "t.md").read_text()
+    assert "## Measured here: measured (mini scale)" in md
+    row = next(ln for ln in md.splitlines() if "OMGD + VEM" in ln)
+    assert "the first 300 of 1000 test inputs" in row and re.search(r"\|\s+0\s+\|", row)   # checkpoint, seeds
+
+
+def test_seeds_scored_under_different_protocols_are_not_averaged(tmp_path):
+    """The seeds of one row share their protocol (backend, feature network, split, images, selection rule);
+    the iteration a selection chose may differ per seed and stays out of the row's checkpoint text."""
+    paths = [write_record(tmp_path, "fmnist_sneaker2boot", "omgd", "vem", s, v) for s, v in ((0, 2.0), (1, 2.5))]
+    for i, p in enumerate(paths):
+        rec = json.loads(p.read_text())
+        rec["protocol"].update(checkpoint_selection=f"best of 3 training snapshots selected on the VAL split "
+                                                    f"(held out of train; test read once): iteration {100 * (i + 1)}",
+                               evalnet_sha256="a" * 64, n_images=1000)
+        p.write_text(json.dumps(rec))
+    s = summarise(load_metrics(paths))
+    assert s.loc[0, "checkpoint"] == ("best of 3 training snapshots selected on the VAL split (held out of train; "
+                                      "test read once)") and s.loc[0, "n"] == 2
+    rec = json.loads(paths[1].read_text())
+    rec["protocol"]["evalnet_sha256"] = "b" * 64                  # another feature network for seed 1
+    paths[1].write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="were scored under different protocols") as e:
+        summarise(load_metrics(paths))
+    assert str(paths[1]) in str(e.value)
 
 
 def test_non_finite_value_raises(tmp_path, s2b_metrics):

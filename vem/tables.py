@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -64,10 +65,20 @@ def _latency(lat: dict) -> dict:
             "macs_ratio": float(lat.get("macs_ratio", math.nan)), "latency_backend": backend}
 
 
+# what a number's protocol is, for the seeds of one row to be averaged (the selected iteration may differ)
+PROTOCOL_KEYS = ("backend_id", "evalnet_sha256", "mode", "eval_split", "n_images", "subset")
+
+
+def _selection_rule(text: str) -> str:
+    """A checkpoint selection without the iteration it chose (``...: iteration 400``): the same for every seed."""
+    return re.sub(r": iteration -?\d+$", "", text or "")
+
+
 def load_metrics(paths) -> pd.DataFrame:
     rows = []
     for p in paths:
         m = json.loads(Path(p).read_text())
+        rule = _selection_rule(m["protocol"].get("checkpoint_selection", ""))
         rows.append({
             "task": m["task"], "scale": m["scale"], "paper_task": m["paper_task"], "method": m["method"],
             "addon": m["addon"], "arms": "+".join(m.get("arms") or []), "lambda_mi": m.get("lambda_mi"),
@@ -75,8 +86,9 @@ def load_metrics(paths) -> pd.DataFrame:
             "metric": m["metric"]["name"], "value": m["metric"]["value"],
             "higher_is_better": m["metric"]["higher_is_better"], "macs": m["cost"]["macs"],
             "params": m["cost"]["params"],
-            "protocol": "; ".join(x for x in (m["protocol"].get("checkpoint_selection", ""),
-                                              m["protocol"].get("subset")) if x),   # eval.test_images said
+            "protocol": "; ".join(x for x in (rule, m["protocol"].get("subset")) if x),   # eval.test_images said
+            "eval_protocol": json.dumps({"selection": rule, **{k: m["protocol"].get(k) for k in PROTOCOL_KEYS}},
+                                        sort_keys=True),
             **_paper_convention(m["cost"]), **_latency(m.get("latency") or {}),
             "path": str(p), **{f"probe_{k}": m.get("gradient_probe", {}).get(k, math.nan) for k in PROBE_KEYS},
         })
@@ -116,6 +128,11 @@ def summarise(df: pd.DataFrame, curves: dict | None = None) -> pd.DataFrame:
     df["lambda_mi"] = df["lambda_mi"].astype(float).fillna(0.0)
     out = []
     for k, g in df.groupby(keys, sort=False, dropna=False):
+        if g["eval_protocol"].nunique() > 1:       # a mean over seeds scored differently is no number
+            other = g[g["eval_protocol"] != g["eval_protocol"].iloc[0]]
+            raise ValueError(f"the seeds of {' '.join(str(x) for x in k[:5])} were scored under different "
+                             f"protocols: {g['path'].iloc[0]} ({g['eval_protocol'].iloc[0]}) vs "
+                             f"{other['path'].iloc[0]} ({other['eval_protocol'].iloc[0]})")
         vals = g["value"].to_numpy(float)
         row = dict(zip(keys, k))
         row.update(metric=g["metric"].iloc[0], higher_is_better=bool(g["higher_is_better"].iloc[0]),
@@ -312,15 +329,16 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
     atomic_write_text(out, full.to_csv(index=False))
     md = out.with_suffix(".md")
     cols = ["task", "stands_for", "method", "lambda_mi", "MACs", "params", "latency_ms", "speedup", "metric", "value",
-            "effect", "mde", "verdict", "val_change_last_quarter", "last_quarter_share"]
+            "effect", "mde", "verdict", "seeds", "checkpoint", "val_change_last_quarter", "last_quarter_share"]
     if measured["MACs_original_code"].astype(str).ne("").any():
         cols.insert(cols.index("MACs") + 1, "MACs_original_code")
     if paper_scale:
         cols[cols.index("verdict"):cols.index("verdict")] = ["paper_value", "delta_vs_paper"]
     if table != 5:
         cols.remove("lambda_mi")
+    scales = sorted(set(measured["block"].astype(str)))
     text = [f"# {TITLES[table]}", "",
-            "## Measured here", "",
+            f"## Measured here: {', '.join(scales)}", "",
             "Mean ± std over seeds (n). `effect`: the paired difference to the same method without add-on over "
             "matching seeds (same initialisation and batches), its 95 % confidence interval and its size relative "
             "to the method alone. `mde`: the smallest difference this many seeds detect with 80 % power at the "
@@ -332,7 +350,8 @@ def render(table: int, metrics, out, quality=(), curves=(), sweep_task: str | No
             "student's: its supernet's widest sub-network). MACs, params: mean over seeds (a searched student's "
             "size differs per seed). `latency_ms`: measured CPU latency at batch 1 (TorchScript, one thread, "
             "median of interleaved runs; `results/latency.csv` has every backend); `speedup`: the Original's "
-            "latency over the student's in the same measurement, beside the MACs ratio."
+            "latency over the student's in the same measurement, beside the MACs ratio. `checkpoint`: which "
+            "snapshot was scored and, where not every test input was, which part."
             + (" Rows `(tuned: trial k)`: the add-on with the hyper-parameters its tuning chose on the val split "
                "(`results/tuning/<method>.md`: every trial, the same budget per add-on); the rows without it keep "
                "the configured (paper-default) values." if s["arms"].ne("").any() else ""), "",
