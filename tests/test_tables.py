@@ -375,6 +375,9 @@ def test_control_table_compares_each_addon_alone_with_no_distillation(tmp_path):
     assert frozen["learned_minus_frozen"] == pytest.approx(np.mean(np.subtract(cells[("vem", "nodistill")],
                                                                                cells[("vem", "nodistill+frozen")])))
     assert pd.isna(df.loc["the method in full (reference)"]["transfer"])
+    # each row says its scale, seeds and which checkpoint was scored
+    assert set(df["block"]) == {"measured (mini scale)"} and set(df["checkpoint"]) == {
+        "final iteration (no selection on test)"} and df["seeds"].astype(str).str.match(r"^\d( \d)*$").all()
 
 
 def test_summary_is_generated_from_the_run(tmp_path, s2b_metrics):

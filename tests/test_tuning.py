@@ -148,6 +148,8 @@ def test_only_the_configured_addons_are_tuned():
     plan = Plan(dict(CFG, addons=["none", "vid"], tuning=TUNING))
     assert list(plan.trials) == ["vid"]
     assert {t["addon"] for t in plan.tuning_spec("omgd")["trials"]} == {"vid"}
+    edges = next(t for t in plan.tuning_spec("omgd")["trials"] if t["task"] == "fmnist_edges2shoes")
+    assert edges["scale"] == "mini" and edges["metric"] == "fd_fmnist on val"      # recorded in the tuning CSV
     # a run without any add-on to tune (addons: [none]) tunes nothing, instead of failing to build its DAG
     bare = Plan(dict(CFG, addons=["none"], tuning=TUNING))
     assert plan.tuning_methods() and bare.tuning_methods() == [] and bare.trials == {}

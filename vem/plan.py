@@ -480,6 +480,7 @@ class Plan:
                             "task": task, "kind": get_task(task).kind, "addon": a, "trial": k, "seed": seed,
                             "lambda_mi": self.trial_lambda(task, a, k), "values": self.trial_values(a, k),
                             "curve": os.path.join(self.trial_run_dir(task, method, a, k, seed), "curve.csv"),
+                            "scale": get_task(task).scale, "metric": f"{get_task(task).backend} on val",
                             "higher_is_better": get_task(task).higher_is_better})
         if not trials:
             raise ValueError(f"method {method} runs on none of tuning.tasks {c.get('tasks')}")

@@ -545,8 +545,9 @@ def render_control(metrics, out) -> list[str]:
     rows = []
     for _, r in s.iterrows():
         key = (r["addon"], r["arms"])
-        row = {"task": r["task"], "method": label(r["method"], "none"), "arm": CONTROL_ROWS[key],
-               "addon": r["addon"], "arms": r["arms"], "metric": r["metric"], "mean": r["mean"], "std": r["std"],
+        row = {"block": f"measured ({r['scale']} scale)", "task": r["task"], "method": label(r["method"], "none"),
+               "arm": CONTROL_ROWS[key], "addon": r["addon"], "arms": r["arms"], "metric": r["metric"],
+               "seeds": r["seeds"], "checkpoint": r["checkpoint"], "mean": r["mean"], "std": r["std"],
                "n": r["n"], "value": _display(r), **{c: r[c] for c in CMP_COLUMNS},
                "effect_vs_no_distillation": _effect_text(r) if r["arms"] else "",
                "transfer": _transfer(r) if r["arms"] and r["addon"] != "none" else "",

@@ -116,7 +116,8 @@ def render_tuning(spec: dict, out) -> list[str]:
 
     rows = []
     for t in spec["trials"]:
-        rows.append({"method": spec["method"], "kind": t["kind"], "task": t["task"], "addon": t["addon"],
+        rows.append({"scale": t.get("scale", ""), "metric": t.get("metric", ""),
+                     "method": spec["method"], "kind": t["kind"], "task": t["task"], "addon": t["addon"],
                      "trial": t["trial"], "seed": t["seed"], "lambda_mi": t["lambda_mi"],
                      "values": json.dumps(t["values"], sort_keys=True), "val": val_score(t["curve"]),
                      "higher_is_better": t["higher_is_better"], "curve": t["curve"]})
@@ -136,10 +137,11 @@ def render_tuning(spec: dict, out) -> list[str]:
         chosen.add((kind, addon, k))
     df["chosen"] = [(r.kind, r.addon, r.trial) in chosen for r in df.itertuples()]
     out = Path(out)
-    atomic_write_text(out, df.drop(columns=["higher_is_better"]).to_csv(index=False))
+    atomic_write_text(out, df.to_csv(index=False))
     atomic_write_text(out.with_suffix(".json"),
                       json.dumps({"method": spec["method"], "score": "last val point of the learning curve "
-                                  "(val split, held out of training; test never read)", "choice": choice},
+                                  "(val split, held out of training; test never read)", "choice": choice,
+                                  "scale": sorted(set(df["scale"])), "metric": sorted(set(df["metric"]))},
                                  indent=1, sort_keys=True) + "\n")
     lines = [f"# Add-on tuning for {spec['method']} (val split)", "",
              "Every add-on had the same budget: the trials below per task kind (trial 0 = the configured, "
