@@ -120,3 +120,14 @@ def test_a_teachers_config_hash_names_its_task_and_training_not_the_evaluation()
     assert h("fmnist_edges2shoes") == h("fmnist_edges2shoes", {"eval.latency.runs": 3})
     assert h("fmnist_edges2shoes") != h("fmnist_edges2shoes", {"eval.val_images": 100})
     assert h("fmnist_edges2shoes") != h("fmnist_edges2shoes", {"teachers.original.iters": 7})
+
+
+def test_source_commit_names_the_checkout_or_says_unknown(tmp_path):
+    """Every metrics file's versions carry the checkout's commit (vem_commit); outside git: 'unknown'."""
+    import re
+
+    from vem.utils import source_commit, versions
+
+    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", source_commit())
+    assert source_commit(str(tmp_path)) == "unknown"
+    assert versions()["vem_commit"] == source_commit()

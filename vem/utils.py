@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -120,6 +121,23 @@ def config_hash(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=4)
+def source_commit(where: str | None = None) -> str:
+    """The commit of the checkout holding ``where`` (default: this package) + "-dirty" with uncommitted changes
+    to tracked files; "unknown" outside git (an installed wheel)."""
+    import subprocess
+
+    cwd = where or str(Path(__file__).resolve().parent)
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                             timeout=10, cwd=cwd).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10, cwd=cwd).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
+
+
 def versions() -> dict:
     """The versions a metrics file records; read from the installed distributions' metadata, not by importing
     them (``import cleanfid`` pulls in torchvision and torch._dynamo: ~2 s per job)."""
@@ -137,6 +155,7 @@ def versions() -> dict:
     from . import __version__
 
     out["vem"] = __version__
+    out["vem_commit"] = source_commit()
     return out
 
 

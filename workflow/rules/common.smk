@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from vem.config import ConfigError
 from vem.plan import ADDON_RE, ARMS_RE, VARIANT, Plan
+from vem.utils import source_commit
 
 
 def _retyped(given, read):
@@ -97,32 +98,8 @@ SCALE = PLAN.scale
 OVERRIDES = PLAN.overrides_json()
 
 
-def _commit():
-    """The checkout's commit (+ "-dirty" with uncommitted changes), "unknown" outside git."""
-    import subprocess
-
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=workflow.basedir,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=workflow.basedir,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
-
-
 RUN_META = {
-    "commit": _commit(),
+    "commit": source_commit(workflow.basedir),
     "tasks": config["tasks"],
     "seeds": config["seeds"],
     "overrides": PLAN.overrides,
