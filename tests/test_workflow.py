@@ -194,6 +194,9 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     assert rec["protocol"]["evalnet_sha256"] == quality["evalnet_sha256"] == file_sha256(d / "feature.pt")
     with np.load(d / "stats.npz") as z:
         assert str(z["evalnet_sha256"]) == quality["evalnet_sha256"]
+    # and the student says what it was made from, by content: its teacher stage, perceptual net and data
+    assert rec["inputs_sha256"] == {"data": file_sha256(d / "d.npz"), "perceptual": file_sha256(d / "perceptual.pt"),
+                                    "teacher": file_sha256(d / "t.pt")}
     assert rec["protocol"]["checkpoint_selection"].startswith("final")
     assert rec["metric"]["name"] == "FD-FMNIST"
     # the gradient probe of the run (every 2nd of its 6 iterations), summarised from its curve

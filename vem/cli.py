@@ -267,7 +267,7 @@ def cmd_stage(args):
     _threads(args)
     from .data.taskdata import open_task_data
     from .resume import Resumer
-    from .utils import atomic_save_torch, config_hash
+    from .utils import atomic_save_torch, config_hash, file_sha256
 
     t0 = time.time()
     chash = config_hash({"cfg": cfg, "method": method.id, "stage": stage.name, "addon": args.addon, "lambda_mi": lam})
@@ -280,7 +280,9 @@ def cmd_stage(args):
                        trains_addon=stage == method.addon_stage(cfg))
     ck, table = method.run_stage(stage.name, ctx)
     ck.update(method=method.id, stage=stage.name, seed=args.seed, addon=args.addon, lambda_mi=lam,
-              config_hash=chash, config=json.dumps(cfg, sort_keys=True), resume_saves=resumer.saves)
+              config_hash=chash, config=json.dumps(cfg, sort_keys=True), resume_saves=resumer.saves,
+              # what it was made from: the stage's inputs (earlier stages, teachers) and data, by content
+              inputs_sha256={k: file_sha256(v) for k, v in sorted({**inputs, "data": args.data}.items())})
     _write_table(args.table, table)
     atomic_save_torch(args.out, ck)
     resumer.finish()
@@ -341,7 +343,8 @@ def cmd_evaluate(args):
         "method": args.method, "addon": args.addon, "arms": args.arms, "lambda_mi": ck.get("lambda_mi"),
         "seed": ck.get("seed"), "config_hash": ck.get("config_hash"),
         "train_seconds": train_seconds, "teacher_source": ck.get("source"),
-        "teacher_sha256": ck.get("source_sha256"), "generator": ck["generator"],
+        "teacher_sha256": ck.get("source_sha256"), "inputs_sha256": ck.get("inputs_sha256"),
+        "generator": ck["generator"],
         "versions": versions(), **res,
     }
     if curve is not None and (probe := summarise_curve(curve)):
