@@ -262,11 +262,11 @@ def test_bisection_finds_the_largest_threshold_network_in_the_budget(tmp_path, f
     assert ck["teacher_macs_cat"] == cat_macs(G, 1, 32) and ck["macs_harness"] > 0
     # the trace is a bisection: the interval halves and always contains the threshold found
     assert all(r["lo"] <= ck["threshold"] <= r["hi"] for r in trace)
-    # an impossible budget is refused with the smallest reachable size
-    ctx = stage_context("cat", "prune", TASK, fake_data, {"cat.target_macs": 1000.0, "cat.prune_cin_lb": 2}, 0,
-                        {"teacher": tmp_path / "t.pt"}, tmp_path / "none.pt")
-    with pytest.raises(ValueError, match="below the smallest network"):
-        prune(ctx)
+    # an impossible budget is refused with the smallest reachable size: by the configuration check (the dry run
+    # and the stage's own resolve), before the prune would find it
+    with pytest.raises(ValueError, match=r"below the smallest network the threshold can reach \(263552 MACs"):
+        stage_context("cat", "prune", TASK, fake_data, {"cat.target_macs": 1000.0, "cat.prune_cin_lb": 2}, 0,
+                      {"teacher": tmp_path / "t.pt"}, tmp_path / "none.pt")
 
 
 # --------------------------------------------------------------------------------------------------
