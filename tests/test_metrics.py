@@ -352,7 +352,6 @@ def test_a_backend_without_batch_reading_scores_through_a_scratch_zip_it_removes
     """A backend that reads only zips (``read_batch`` None: the paper's clean-fid FID) scores a val curve
     point through a zip of PNGs in a scratch folder that is gone once the score is back; same value as in
     memory."""
-    from tests.conftest import save_task_data
     from vem.config import resolve
     from vem.data.taskdata import open_task_data
     from vem.eval import ValScorer
@@ -360,7 +359,7 @@ def test_a_backend_without_batch_reading_scores_through_a_scratch_zip_it_removes
     from vem.models import build, from_config
 
     cfg = resolve("fmnist_edges2shoes", {})
-    data = open_task_data(save_task_data("fmnist_edges2shoes", tmp_path), "fmnist_edges2shoes", cfg)
+    data = open_task_data(edges_assets / "d.npz", "fmnist_edges2shoes", cfg)
     scorer = ValScorer(data, edges_assets / "feature.pt", cfg)
     seen = []
 
@@ -384,7 +383,6 @@ def test_a_backend_without_batch_reading_scores_through_a_scratch_zip_it_removes
 def test_test_statistics_of_another_feature_network_are_refused(edges_assets, tmp_path):
     """Real statistics record the sha256 of the feature network that computed them; scoring with another
     network (or with a file that records none) is an error naming the file, not a silently wrong FD."""
-    from tests.conftest import save_task_data
     from vem.config import resolve
     from vem.data.taskdata import open_task_data
     from vem.eval import real_stats
@@ -392,7 +390,7 @@ def test_test_statistics_of_another_feature_network_are_refused(edges_assets, tm
     from vem.utils import file_sha256
 
     cfg = resolve("fmnist_edges2shoes", {})
-    data = open_task_data(save_task_data("fmnist_edges2shoes", tmp_path), "fmnist_edges2shoes", cfg)
+    data = open_task_data(edges_assets / "d.npz", "fmnist_edges2shoes", cfg)
     net = edges_assets / "feature.pt"
     st = real_stats(data, net, cfg, tmp_path / "real.zip")
     assert st["evalnet_sha256"] == file_sha256(net)
