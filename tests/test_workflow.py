@@ -307,3 +307,19 @@ def test_dose_response_dag_has_every_lambda_of_every_addon(tmp_path):
         assert f"results/runs/fmnist_edges2shoes/omgd/crd_lam{lam}/seed2/metrics.json" in res.stdout
         assert f"results/runs/fmnist_sneaker2boot/cat/vem_lam{lam}/seed0/metrics.json" in res.stdout
     assert "fmnist_scenes" not in res.stdout
+
+
+def test_shell_values_are_quoted_for_the_shell(tmp_path):
+    """A Fashion-MNIST folder with a space and a quote, and overrides, reach the job as one argument each."""
+    import shlex
+
+    res = dry_run(tmp_path, "fmnist_dir: \"/data/my fmnist/it's\"\noverrides: {omgd.iters: 7}",
+                  target="resources/fmnist/train-images-idx3-ubyte.gz")
+    assert res.returncode == 0, res.stderr[-2000:]
+    cmd = next(ln for ln in res.stdout.splitlines() if "vem fetch-fmnist" in ln).split("Shell command: ")[-1]
+    argv = shlex.split(cmd.split(" > ")[0])
+    assert argv[argv.index("--source") + 1] == "/data/my fmnist/it's"
+    res = dry_run(tmp_path, "overrides: {omgd.iters: 7}", target="results/evalnets/feature.pt")
+    cmd = next(ln for ln in res.stdout.splitlines() if "vem train-evalnet" in ln).split("Shell command: ")[-1]
+    argv = shlex.split(cmd.split(" > ")[0])
+    assert json.loads(argv[argv.index("--overrides") + 1]) == {"omgd.iters": 7}

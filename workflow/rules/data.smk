@@ -1,3 +1,5 @@
+import shlex
+
 from vem.data.paper_datasets import DATASET_OF
 
 
@@ -19,7 +21,11 @@ rule fetch_fmnist:
     conda:
         "../../envs/vem.yaml"
     params:
-        source=f"--source {config['fmnist_dir']}" if config["fmnist_dir"] else "",
+        source=(
+            f"--source {shlex.quote(config['fmnist_dir'])}"
+            if config["fmnist_dir"]
+            else ""
+        ),
     message:
         "Copy Fashion-MNIST (Debian's dataset-fashion-mnist or fmnist_dir) into resources/"
     shell:

@@ -20,7 +20,7 @@ rule train_classifier_net:
         "Train the {wildcards.kind} network on real Fashion-MNIST train images"
     shell:
         "python -m vem train-evalnet --kind {wildcards.kind} --fmnist resources/fmnist "
-        "--seed {params.seed} --threads {threads} --overrides '{params.overrides}' "
+        "--seed {params.seed} --threads {threads} --overrides {params.overrides:q} "
         "--out {output.net} --quality {output.quality} > {log} 2>&1"
 
 
@@ -44,7 +44,7 @@ rule train_segmenter:
         "Train the scenes segmenter (DRN-D-105 role) on real train scenes"
     shell:
         "python -m vem train-evalnet --kind segmenter --task fmnist_scenes --data {input.data} "
-        "--seed {params.seed} --threads {threads} --overrides '{params.overrides}' "
+        "--seed {params.seed} --threads {threads} --overrides {params.overrides:q} "
         "--out {output.net} --quality {output.quality} > {log} 2>&1"
 
 
@@ -68,5 +68,5 @@ rule real_stats:
         "Real feature statistics of {wildcards.task}"
     shell:
         "python -m vem real-stats --task {wildcards.task} --data {input.data} --featnet {input.featnet} "
-        "--threads {threads} --overrides '{params.overrides}' --images {output.images} --out {output.stats} > {log} 2>&1 "
+        "--threads {threads} --overrides {params.overrides:q} --images {output.images} --out {output.stats} > {log} 2>&1 "
         "|| {{ grep '^vem: error' {log} >&2; exit 1; }}"

@@ -27,4 +27,4 @@ rule figure:
     message:
         "Figure {wildcards.name}"
     shell:
-        "python -m vem figure --kind {params.kind} --spec '{params.spec}' --out {output.png} > {log} 2>&1"
+        "python -m vem figure --kind {params.kind} --spec {params.spec:q} --out {output.png} > {log} 2>&1"

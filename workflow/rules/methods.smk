@@ -25,7 +25,7 @@ rule method_stage:
         "{wildcards.method} stage {wildcards.stage} on {wildcards.task} ({wildcards.variant})"
     shell:
         "python -m vem stage --task {wildcards.task} --method {wildcards.method} {params.args} "
-        "--data {input.data} --evalnet {input.evalnet} --threads {threads} --overrides '{params.overrides}' "
+        "--data {input.data} --evalnet {input.evalnet} --threads {threads} --overrides {params.overrides:q} "
         "--checkpoint-every {params.every} --out {output.ckpt} --table {output.table} > {log} 2>&1"
 
 
@@ -58,7 +58,7 @@ rule compress:
     shell:
         "python -m vem stage --task {wildcards.task} --method {wildcards.method} {params.args} "
         "--data {input.data} --evalnet {input.evalnet} --threads {threads} "
-        "--overrides '{params.overrides}' --checkpoint-every {params.every} {params.snapshots} "
+        "--overrides {params.overrides:q} --checkpoint-every {params.every} {params.snapshots} "
         "--out {output.student} --table {output.curve} > {log} 2>&1"
 
 
@@ -90,5 +90,5 @@ rule evaluate_run:
     shell:
         "python -m vem evaluate --task {wildcards.task} --method {wildcards.method} --addon {wildcards.addon} {params.arms} "
         "--generator {input.generator} --curve {input.curve} --data {input.data} --evalnet {input.evalnet} "
-        "{params.stats} --threads {threads} --selection {params.selection} --overrides '{params.overrides}' "
+        "{params.stats} --threads {threads} --selection {params.selection} --overrides {params.overrides:q} "
         "--images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"

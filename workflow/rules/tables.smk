@@ -47,7 +47,7 @@ checkpoint tune:
     message:
         "Choose {wildcards.method}'s add-on hyper-parameters on the val split"
     shell:
-        "python -m vem tune --spec '{params.spec}' --out {output.csv} > {log} 2>&1"
+        "python -m vem tune --spec {params.spec:q} --out {output.csv} > {log} 2>&1"
 
 
 rule tuned_runs:
@@ -145,7 +145,7 @@ rule leaderboard:
     message:
         "Render the leaderboard page (results/leaderboard.html)"
     shell:
-        "python -m vem leaderboard --metrics {input} --meta '{params.meta}' --out {output} > {log} 2>&1"
+        "python -m vem leaderboard --metrics {input} --meta {params.meta:q} --out {output} > {log} 2>&1"
 
 
 rule summary:
@@ -165,4 +165,4 @@ rule summary:
         "Summarise the run (results/summary.md)"
     shell:
         "python -m vem summary --tables {input.tables} --extra {input.extra} --figures {input.figures} "
-        "--meta '{params.meta}' --out {output} > {log} 2>&1"
+        "--meta {params.meta:q} --out {output} > {log} 2>&1"

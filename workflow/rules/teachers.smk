@@ -20,7 +20,7 @@ rule train_teacher:
         "Train the {wildcards.role} teacher of {wildcards.task}"
     shell:
         "python -m vem train-teacher --task {wildcards.task} --role {wildcards.role} --data {input.data} "
-        "--evalnet {input.evalnet} --seed {params.seed} --threads {threads} --overrides '{params.overrides}' "
+        "--evalnet {input.evalnet} --seed {params.seed} --threads {threads} --overrides {params.overrides:q} "
         "--checkpoint-every {params.every} --out {output.generator} --curve {output.curve} > {log} 2>&1"
 
 
@@ -54,7 +54,7 @@ rule evaluate_teacher:
     shell:
         "python -m vem evaluate --task {wildcards.task} --method original --generator {input.generator} "
         "{params.curve} --data {input.data} --evalnet {input.evalnet} {params.stats} --threads {threads} "
-        "--overrides '{params.overrides}' --images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"
+        "--overrides {params.overrides:q} --images {output.images} --samples {output.samples} --out {output.metrics} > {log} 2>&1"
 
 
 rule import_teacher:
