@@ -183,15 +183,7 @@ def test_a_scored_subset_of_the_test_inputs_is_said_in_the_table(tmp_path):
     assert m.loc[0, "checkpoint"] == "final iteration (no selection on test)"
     assert m.loc[1, "checkpoint"] == ("final iteration (no selection on test); the first 300 of 1000 test inputs "
                                       "(eval.test_images): not the protocol")
-
-
-def test_the_markdown_table_says_its_scale_and_each_rows_checkpoint_and_subset(tmp_path):
-    paths = [write_record(tmp_path, "fmnist_sneaker2boot", "omgd", a, 0, v) for a, v in (("none", 3.0), ("vem", 2.0))]
-    rec = json.loads(paths[1].read_text())
-    rec["protocol"]["subset"] = "the first 300 of 1000 test inputs (eval.test_images): not the protocol"
-    paths[1].write_text(json.dumps(rec))
-    render(4, paths, tmp_path / "t.csv")
-    md = (tmp_path / "t.md").read_text()
+    md = (tmp_path / "t.md").read_text()          # the Markdown twin says the scale, the subset and the seeds
     assert "## Measured here: measured (mini scale)" in md
     row = next(ln for ln in md.splitlines() if "OMGD + VEM" in ln)
     assert "the first 300 of 1000 test inputs" in row and re.search(r"\|\s+0\s+\|", row)   # checkpoint, seeds

@@ -462,9 +462,8 @@ class Plan:
     def tuning_methods(self) -> list[str]:
         """The methods tuned: those of tuning.methods on a tuning task, if the run has an add-on to tune."""
         c = self.tuning
-        if not c.get("tasks") or not self.tuned_addons:
-            return []
-        return [m for m in c.get("methods", []) if any(t in self.methods[m] for t in c["tasks"])]
+        # _check_tuning refused a tuned method that runs on no tuning task
+        return list(c["methods"]) if c.get("tasks") and self.tuned_addons else []
 
     def tuning_spec(self, method: str) -> dict:
         """What ``python -m vem tune`` scores: every trial run of the method (its curve on the val split)."""

@@ -20,6 +20,7 @@ real held-out val B images the same way. Networks are loaded from files only (no
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -71,8 +72,13 @@ class Backend:
             write_png_zip(images_u8, out)
             return self.score(out, ref)
 
+    @functools.cached_property
+    def evalnet_sha256(self) -> str:
+        """The evaluation network's file hash, read once per backend (every candidate's protocol names it)."""
+        return file_sha256(self.evalnet)
+
     def protocol(self) -> dict:
-        return {"backend_id": self.id, "evalnet": self.evalnet.name, "evalnet_sha256": file_sha256(self.evalnet)}
+        return {"backend_id": self.id, "evalnet": self.evalnet.name, "evalnet_sha256": self.evalnet_sha256}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -111,7 +117,7 @@ class _Frechet(Backend):
 
     def stats_extra(self) -> dict:
         """Recorded beside the statistics: the feature network they were computed with (checked at use)."""
-        return {"evalnet_sha256": file_sha256(self.evalnet)}
+        return {"evalnet_sha256": self.evalnet_sha256}
 
     def reference(self, data, split: str, real_stats_path=None) -> dict:
         if split == "test":
@@ -128,7 +134,7 @@ class _Frechet(Backend):
 
     def check_reference(self, ref: dict, path) -> None:
         """Test statistics are only compared with features of the network that computed them."""
-        got, want = ref.get("evalnet_sha256", ref.get("weights_sha256")), file_sha256(self.evalnet)
+        got, want = ref.get("evalnet_sha256", ref.get("weights_sha256")), self.evalnet_sha256
         if got is None:
             raise ValueError(f"{path} records no feature network: re-run `python -m vem real-stats` for it")
         if str(got) != want:
@@ -199,7 +205,7 @@ class InceptionFID(_Frechet):
                                           device=default_device())
 
     def stats_extra(self) -> dict:
-        return {**super().stats_extra(), "mode": self.mode, "weights_sha256": file_sha256(self.evalnet)}
+        return {**super().stats_extra(), "mode": self.mode, "weights_sha256": self.evalnet_sha256}
 
     def check_reference(self, ref: dict, path) -> None:
         if "mode" not in ref:
