@@ -32,10 +32,10 @@ def train_classifier(kind: str, cfg: dict, seed: int, fm_dir=None) -> tuple[dict
     gen = torch.Generator().manual_seed(seed)
     t0 = time.time()
     for _ in progress(range(cfg["iters"]), f"train {kind} net"):
-        idx = torch.randint(0, len(x_tr), (cfg["batch"],), generator=gen)
+        idx = torch.randint(0, len(x_tr), (cfg["batch"],), generator=gen, device="cpu")
         xb = x_tr[idx]
         if kind == "perceptual":  # a different training signal: random flips
-            xb = torch.where(torch.rand(len(xb), 1, 1, 1, generator=gen) < 0.5, xb, xb.flip(-1))
+            xb = torch.where(torch.rand(len(xb), 1, 1, 1, generator=gen, device="cpu") < 0.5, xb, xb.flip(-1))
         loss = F.cross_entropy(net(xb), y_tr[idx])
         opt.zero_grad()
         loss.backward()
@@ -63,7 +63,7 @@ def train_segmenter(cfg: dict, data, seed: int) -> tuple[dict, dict]:
     gen = torch.Generator().manual_seed(seed)
     t0 = time.time()
     for _ in progress(range(cfg["iters"]), "train segmenter"):
-        idx = torch.randint(0, len(x), (cfg["batch"],), generator=gen)
+        idx = torch.randint(0, len(x), (cfg["batch"],), generator=gen, device="cpu")
         loss = F.cross_entropy(net(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()

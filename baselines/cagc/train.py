@@ -46,8 +46,8 @@ def salt_and_pepper_loss(img: torch.Tensor, mask: torch.Tensor, prob: float, gen
     """CAGC's score loss: inside ``mask`` each pixel with probability ``prob`` set to +-1 (random sign, every
     channel); sum |noisy - img| - only the noised pixels carry a gradient."""
     b, _, h, w = img.shape
-    hit = (torch.rand(b, 1, h, w, generator=gen) < prob).to(img.dtype) * mask
-    sign = torch.randint(0, 2, (b, 1, h, w), generator=gen).to(img.dtype) * 2 - 1
+    hit = (torch.rand(b, 1, h, w, generator=gen, device="cpu") < prob).to(img) * mask
+    sign = torch.randint(0, 2, (b, 1, h, w), generator=gen, device="cpu").to(img) * 2 - 1
     noisy = torch.where(hit.bool().expand_as(img), sign.expand_as(img), img.detach())
     return (noisy - img).abs().sum()
 
@@ -117,7 +117,7 @@ def prune(ctx) -> tuple[dict, list]:
     orig = ctx.load("original")
     G = load_generator(orig)
     gen = torch.Generator().manual_seed(ctx.seed)
-    z = torch.randn(c["n_sample"], spec.in_channels, generator=gen)
+    z = torch.randn(c["n_sample"], spec.in_channels, generator=gen, device="cpu").to(G.const.device)
     scores = channel_scores(G, z, content_of_interest(ctx), c, gen)
     keep = kept_channels(scores, c["prune_ratio"])
     P, rec = pruned_generator(G, orig["generator"]["kwargs"], keep)

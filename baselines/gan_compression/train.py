@@ -114,7 +114,7 @@ def _train(ctx, G, teacher, D, adaptors, addon, iters, sample, desc, score):
 
 
 def _uniform(choices, gen) -> list[int]:
-    return [ch[int(torch.randint(len(ch), (1,), generator=gen))] for ch in choices]
+    return [ch[int(torch.randint(len(ch), (1,), generator=gen, device="cpu"))] for ch in choices]
 
 
 def _weighted(choices, gen, w: float) -> list[int]:
@@ -124,7 +124,7 @@ def _weighted(choices, gen, w: float) -> list[int]:
     out = []
     for ch in choices:
         start = (len(ch) - 1) / (w - 1)
-        weights = torch.tensor([start + i for i in range(len(ch))], dtype=torch.float64)
+        weights = torch.tensor([start + i for i in range(len(ch))], dtype=torch.float64, device="cpu")
         out.append(ch[int(torch.multinomial(weights, 1, generator=gen))])
     return out
 
@@ -220,20 +220,20 @@ def run_search(choices, budget: float, s: dict, count, evaluate, higher_is_bette
             state.best.append({**top, "generation": generation})
         children = []
         for _ in range(n_mut):
-            par = parents[int(torch.randint(n_par, (1,), generator=gen))]["config"]
+            par = parents[int(torch.randint(n_par, (1,), generator=gen, device="cpu"))]["config"]
 
             def mutate(par=par):
-                flips = torch.rand(len(par), generator=gen)
+                flips = torch.rand(len(par), generator=gen, device="cpu")
                 fresh = _uniform(choices, gen)
                 return [fresh[i] if flips[i] < s["mutate_prob"] else par[i] for i in range(len(par))]
 
             children.append(draw(mutate, "mutation", generation))
         for _ in range(n_pop - n_mut):
-            p1 = parents[int(torch.randint(n_par, (1,), generator=gen))]["config"]
-            p2 = parents[int(torch.randint(n_par, (1,), generator=gen))]["config"]
+            p1 = parents[int(torch.randint(n_par, (1,), generator=gen, device="cpu"))]["config"]
+            p2 = parents[int(torch.randint(n_par, (1,), generator=gen, device="cpu"))]["config"]
 
             def cross(p1=p1, p2=p2):
-                pick = torch.rand(len(p1), generator=gen)
+                pick = torch.rand(len(p1), generator=gen, device="cpu")
                 return [p1[i] if pick[i] < 0.5 else p2[i] for i in range(len(p1))]
 
             children.append(draw(cross, "crossover", generation))

@@ -53,7 +53,7 @@ class TaskData:
     def batch_indices(self, gen, batch: int, split="train", side="A"):
         import torch
 
-        return torch.randint(0, self.n(split, side), (batch,), generator=gen)
+        return torch.randint(0, self.n(split, side), (batch,), generator=gen, device="cpu")
 
     def real_u8(self, split: str, side: str = "B") -> np.ndarray:
         return self.raw[f"{split}_{side}"]

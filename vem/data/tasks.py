@@ -104,7 +104,7 @@ def latents(z_dim: int, split: str, n: int):
     import torch
 
     g = torch.Generator().manual_seed(LATENT_SEEDS[split])
-    return torch.randn(n, z_dim, 1, 1, generator=g)
+    return torch.randn(n, z_dim, 1, 1, generator=g, device="cpu")
 
 
 def get_task(task_id: str) -> TaskSpec:

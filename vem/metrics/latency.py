@@ -124,7 +124,7 @@ def latency(model: nn.Module, in_channels: int, size: int, original: nn.Module |
     unknown = sorted(set(backends) - {"eager", *EXPORTS})
     if unknown:
         raise ValueError(f"unknown latency backend(s) {unknown}; choose from eager, torchscript, onnx")
-    x = torch.randn(1, in_channels, size, size, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, in_channels, size, size, generator=torch.Generator().manual_seed(0), device="cpu")
     pairs = {"": model.to("cpu").eval()}
     if original is not None:
         pairs["original_"] = original.to("cpu").eval()

@@ -64,9 +64,9 @@ class PathLength(nn.Module):
 def draw_mixing(z: torch.Tensor, prob: float, n_latent: int, gen: torch.Generator):
     """Style mixing's draws from ``gen``: with probability ``prob`` a second latent batch and an inject index
     in [1, n_latent - 1], else (None, None). Coin, latents, index: always in that order."""
-    if prob > 0 and float(torch.rand((), generator=gen)) < prob:
-        z2 = torch.randn(z.shape[0], z.flatten(1).shape[1], generator=gen).to(z)
-        return z2, int(torch.randint(1, n_latent, (), generator=gen))
+    if prob > 0 and float(torch.rand((), generator=gen, device="cpu")) < prob:
+        z2 = torch.randn(z.shape[0], z.flatten(1).shape[1], generator=gen, device="cpu").to(z)
+        return z2, int(torch.randint(1, n_latent, (), generator=gen, device="cpu"))
     return None, None
 
 
