@@ -1,10 +1,13 @@
-"""The GPU path's random draws. ``--device cuda`` (paper scale) runs the jobs under
+"""The GPU path's devices (no GPU here: checked on the source and under another default device, ``meta``).
+
+Random draws. ``--device cuda`` (paper scale) runs the jobs under
 ``torch.set_default_device("cuda")``, where a factory call without ``device=`` makes a CUDA tensor, while the
 harness's ``torch.Generator()`` streams (batches, latents, subnet samples, mixing, noise) are CPU ones: PyTorch
 refuses a CPU generator for a CUDA draw ("Expected a 'cuda' device type for generator but found 'cpu'"). Each
-draw from a generator therefore names its device, and its result moves to where it is used. No GPU here:
-the rule is checked on the source, and the draws under another default device (``meta``, which like CUDA is
-not where CPU generators draw) on the functions that turn them into Python numbers."""
+draw from a generator therefore names its device, and its result moves to where it is used (checked on the
+source, and under ``meta`` for the draws that become Python numbers). Tensors made on the CPU (numpy batches,
+files, resume states) meet the default device's tensors only after a move: Cityscapes' normalisation, LPIPS's
+linear heads, CycleGAN's resumed image pool; latency is built, exported and timed on the CPU."""
 
 from __future__ import annotations
 
@@ -91,3 +94,61 @@ def test_draws_are_the_same_under_another_default_device(default_meta):
     under_meta = _draws()
     torch.set_default_device(None)
     assert _draws() == under_meta
+
+
+# --------------------------------------------------------------------------------------------------
+# where tensors made on the CPU (files, numpy, resume states) meet the default device
+
+
+def test_cityscapes_normalisation_follows_its_images(default_meta):
+    import numpy as np
+
+    from vem.metrics.cityscapes import normalise
+
+    x = normalise(np.full((1, 4, 4, 3), 255, np.uint8))       # numpy -> a CPU batch, also on a GPU run
+    assert x.device.type == "cpu" and torch.isfinite(x).all()
+
+
+def test_lpips_heads_live_with_the_network(default_meta):
+    from vem.models.evalnets import VGG16LPIPS
+
+    widths = [64, 128, 256, 512, 512]
+    heads = {f"lin{i}.model.1.weight": torch.ones(1, w, 1, 1, device="cpu") for i, w in enumerate(widths)}
+    net = VGG16LPIPS(lin_state=heads)
+    assert {b.device.type for b in net.buffers()} == {"meta"}
+
+
+def test_a_resumed_image_pool_holds_its_images_on_the_default_device(default_meta):
+    from vem.train.gan import ImagePool
+
+    pool = ImagePool(2, seed=0)
+    pool.load_state_dict({"images": [torch.zeros(1, 3, 4, 4, device="cpu")] * 2,
+                          "rng": ImagePool(2, seed=1).state_dict()["rng"]})
+    out = pool.query(torch.zeros(2, 3, 4, 4))                 # new fakes on the default device
+    assert out.device.type == "meta" and all(im.device.type == "meta" for im in pool.images)
+
+
+def test_latency_builds_and_times_on_the_cpu_under_another_default_device(default_meta):
+    from vem.config import resolve
+    from vem.data.tasks import get_task
+    from vem.eval.evaluate import measure_latency
+    from vem.models import build, record
+
+    with torch.device("cpu"):
+        rec = record("unet", in_nc=1, out_nc=1, ngf=4, num_downs=5)
+        ck = {"generator": rec, "state_dict": build(rec).state_dict()}
+    cfg = resolve("fmnist_edges2shoes", {"eval.latency.runs": 2, "eval.latency.warmup": 0,
+                                         "eval.latency.backends": ["eager", "torchscript"]})
+    lat = measure_latency(ck, get_task("fmnist_edges2shoes"), cfg)
+    assert lat["eager_ms"] > 0 and lat["torchscript_ms"] > 0 and lat["speedup_eager"] > 0, lat
+
+
+def test_a_resume_state_with_gpu_streams_is_refused_where_none_is_visible():
+    from vem.resume import rng_state, set_rng_state
+
+    st = rng_state()
+    assert "cuda" not in st                                   # a CPU run saves no CUDA stream
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(ValueError, match="1 CUDA RNG stream"):
+        set_rng_state({**st, "cuda": [torch.zeros(16, dtype=torch.uint8)]})

@@ -50,6 +50,8 @@ def rng_state(gen: torch.Generator | None = None) -> dict:
           "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                     "has_gauss": int(has_gauss), "gauss": float(gauss)},
           "python": py_random_state()}
+    if torch.cuda.is_initialized():   # a GPU run's noise, init, Langevin, CRD
+        st["cuda"] = torch.cuda.get_rng_state_all()
     if gen is not None:
         st["gen"] = gen.get_state()
     return st
@@ -60,6 +62,11 @@ def set_rng_state(st: dict, gen: torch.Generator | None = None) -> None:
     n = st["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     set_py_random_state(st["python"])
+    if "cuda" in st:
+        if not torch.cuda.is_available() or torch.cuda.device_count() < len(st["cuda"]):
+            raise ValueError(f"the resume state holds {len(st['cuda'])} CUDA RNG stream(s), but "
+                             f"{torch.cuda.device_count() if torch.cuda.is_available() else 0} device(s) are visible")
+        torch.cuda.set_rng_state_all(st["cuda"])
     if gen is not None and "gen" in st:
         gen.set_state(st["gen"])
 

@@ -36,6 +36,15 @@ def seed_all(seed: int, threads: int | None = None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def rng_devices() -> list:
+    """``torch.random.fork_rng(devices=...)``: the CUDA device a GPU run draws on (its stream is forked
+    too), none on the CPU (forking every visible GPU's stream would initialise CUDA for nothing)."""
+    import torch
+
+    dev = default_device()
+    return [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+
+
 def default_device():
     """torch's default device (cuda after ``--device cuda``; cpu otherwise)."""
     import torch

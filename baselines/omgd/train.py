@@ -42,7 +42,7 @@ from vem.losses import gan_loss, ssim, style_loss, tv_loss
 from vem.models import MultiNLayerDiscriminator, build, from_config, init_weights, load_generator
 from vem.resume import load_objects_state, objects_state
 from vem.train import check_finite, linear_decay, snapshot_weights, train_teacher
-from vem.utils import config_hash, seed_all
+from vem.utils import config_hash, rng_devices, seed_all
 
 TEACHER_SEED_OFFSET = 7919  # teachers' init stream: seed + offset, independent of the student's
 # omgd keys that shape the online teachers' trajectory (the rest only affect the student)
@@ -86,7 +86,7 @@ class OnlineTeachers:
         o, base = cfg["omgd"], cfg["teachers"]["original"]
         self.o, self.rec = o, base["lambda_rec"]
         io = (spec.in_channels, spec.out_channels)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=rng_devices()):
             torch.manual_seed(seed + TEACHER_SEED_OFFSET)
             self.wide = init_weights(build(from_config(base, *io, ngf=o["wide_ngf"])), o["init"])
             deep_arch = "unet_deepest" if base["arch"].startswith("unet") else "mobile_deepest_resnet"

@@ -205,8 +205,8 @@ class _Images:
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            idx = torch.arange(len(self))[idx]
-        idx = torch.as_tensor(idx).reshape(-1)
+            idx = torch.arange(len(self), device="cpu")[idx]
+        idx = torch.as_tensor(idx, device="cpu").reshape(-1)   # read one by one: no device sync per index
         from ..utils import default_device
 
         x = torch.stack([self.data.load(self.split, self.side, int(i), int(k), idx) for k, i in enumerate(idx)])
@@ -247,7 +247,10 @@ class FolderTaskData:
     def tensor(self, split: str, side: str):
         if self.unconditional and side == "A":
             if split not in self._latents:
-                self._latents[split] = latents(self.spec.in_channels, split, self.n(split, "A"))
+                from ..utils import default_device
+
+                # drawn on the CPU (a seeded CPU stream), kept where the models are
+                self._latents[split] = latents(self.spec.in_channels, split, self.n(split, "A")).to(default_device())
             return self._latents[split]
         return _Images(self, split, side)
 

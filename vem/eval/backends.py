@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..data.tasks import SUPER_CLASSES
-from ..utils import default_device, file_sha256
+from ..utils import default_device, file_sha256, rng_devices
 from .images import batched_u8, read_zip_u8, write_png_zip
 
 
@@ -200,7 +200,7 @@ class InceptionFID(_Frechet):
     def features(self, images_zip) -> np.ndarray:
         from ..metrics.inception import zip_inception_features
 
-        with torch.random.fork_rng(devices=[]):   # building the network, the DataLoader: not the run's RNG
+        with torch.random.fork_rng(devices=rng_devices()):   # building the network, the DataLoader: not the run's RNG
             return zip_inception_features(images_zip, self.mode, self.evalnet, batch_size=self.cfg["eval"]["batch"],
                                           device=default_device())
 
@@ -264,7 +264,7 @@ class DRNMIoU(_MIoU):
         super().__init__(spec, evalnet_path, cfg)
         from ..models.drn import load_drn
 
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=rng_devices()):
             self.drn = load_drn(evalnet_path, default_device())
 
     def score(self, images_zip, ref) -> tuple[float, dict]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..metrics.cost import PAPER_COUNTERS, profile
 from ..models import load_generator
-from ..utils import default_device
+from ..utils import default_device, rng_devices
 from .backends import make_backend
 from .images import generate_u8, write_png_zip
 
@@ -79,15 +79,17 @@ def measure_latency(ck: dict, spec, cfg: dict, compare_original: bool = True) ->
     from ..metrics.latency import latency
     from ..models import build, from_config
 
-    G = load_generator(ck)
-    orig = None
-    if compare_original:
-        with torch.random.fork_rng(devices=[]):
-            orig = build(from_config(cfg["teachers"]["original"], spec.in_channels, spec.out_channels,
-                                     image_size=spec.size))
     lat = cfg["eval"]["latency"]
-    return latency(G, spec.in_channels, spec.input_size, orig, lat["runs"], lat["warmup"], lat["threads"],
-                   lat["backends"])
+    # built, exported (traced) and timed on the CPU, also in a --device cuda job (its default device is cuda)
+    with torch.device("cpu"):
+        G = load_generator(ck)
+        orig = None
+        if compare_original:
+            with torch.random.fork_rng(devices=rng_devices()):
+                orig = build(from_config(cfg["teachers"]["original"], spec.in_channels, spec.out_channels,
+                                         image_size=spec.size))
+        return latency(G, spec.in_channels, spec.input_size, orig, lat["runs"], lat["warmup"], lat["threads"],
+                       lat["backends"])
 
 
 def _snapshots(ck: dict, name: str, selection: str) -> list[dict]:

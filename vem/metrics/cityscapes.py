@@ -36,8 +36,8 @@ def normalise(images_u8: np.ndarray) -> torch.Tensor:
     from ..models.drn import CITYSCAPES_MEAN, CITYSCAPES_STD
 
     x = torch.from_numpy(np.ascontiguousarray(images_u8)).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(CITYSCAPES_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CITYSCAPES_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(CITYSCAPES_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(CITYSCAPES_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 

@@ -146,7 +146,7 @@ class VGG16LPIPS(nn.Module):
         else:
             lin = [torch.ones(w) for w in widths]
         for i, w in enumerate(lin):
-            self.register_buffer(f"lin{i}", w)
+            self.register_buffer(f"lin{i}", w.to(self.shift.device))   # the heads load on the CPU
 
     def taps(self, x):
         return _vgg_taps(self.features, (x - self.shift) / self.scale, self.TAPS)

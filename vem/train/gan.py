@@ -56,8 +56,9 @@ class ImagePool:
 
     def load_state_dict(self, st: dict) -> None:
         from ..resume import set_py_random_state
+        from ..utils import default_device
 
-        self.images = list(st["images"])
+        self.images = [im.to(default_device()) for im in st["images"]]   # resume files load on the CPU
         set_py_random_state(st["rng"], self.rng)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:

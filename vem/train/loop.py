@@ -96,4 +96,5 @@ class Loop:
 
 def snapshot_weights(**modules) -> Callable[[], dict]:
     """``snapshot=`` for :class:`Loop`: copies of the modules' state dicts under the given names."""
-    return lambda: {name: {k: v.detach().clone() for k, v in m.state_dict().items()} for name, m in modules.items()}
+    return lambda: {name: {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
+                    for name, m in modules.items()}   # host memory: a GPU run keeps tens of snapshots
