@@ -25,7 +25,8 @@ def _undeviced_draws() -> list[str]:
     bad = []
     for pkg in ("vem", "baselines"):
         for f in sorted((ROOT / pkg).rglob("*.py")):
-            for node in ast.walk(ast.parse(f.read_text())):
+            tree = ast.parse(f.read_text())
+            for node in ast.walk(tree):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                         and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
                     continue
@@ -33,14 +34,13 @@ def _undeviced_draws() -> list[str]:
                 if node.func.attr in FACTORIES and "generator" in kws and "device" not in kws:
                     bad.append(f"{f.relative_to(ROOT)}:{node.lineno} torch.{node.func.attr}")
                 if node.func.attr == "multinomial" and "generator" in kws and isinstance(node.args[0], ast.Name):
-                    bad.extend(_multinomial_weights(f, node))
+                    bad.extend(_multinomial_weights(f, tree, node))
     return bad
 
 
-def _multinomial_weights(f, call) -> list[str]:
+def _multinomial_weights(f, tree, call) -> list[str]:
     """torch.multinomial draws on its weights' device: the weights must be made with an explicit device."""
     name = call.args[0].id
-    tree = ast.parse(f.read_text())
     for node in ast.walk(tree):
         if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
                 and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute)
