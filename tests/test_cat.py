@@ -289,6 +289,80 @@ def test_cat_configuration_checks():
     assert (paper["target_macs"], paper["prune_cin_lb"], paper["batch"], paper["lambda_recon"],
             paper["lambda_distill"], paper["teacher"]["ngf"], paper["teacher"]["batch"]) == (2.6e9, 16, 80, 5.0,
                                                                                              1.0, 64, 32)
+    assert paper["teacher"]["micro_batch"] == 4            # CAT's 32 over 8 GPUs: 4 images each
+    # gradient accumulation: a divisor of the batch, CycleGAN recipes only, per-image norms only
+    with pytest.raises(ConfigError, match="cat.teacher.micro_batch 3 must divide cat.teacher.batch 8"):
+        resolve(TASK, {"cat.teacher.micro_batch": 3}, method="cat")
+    with pytest.raises(ConfigError, match="norm_d 'batch' normalises over the batch"):
+        resolve(TASK, {"cat.teacher.micro_batch": 4, "cat.teacher.norm_d": "batch"}, method="cat")
+    from vem.schema import check_teacher
+
+    for kind in ("paired", "unconditional"):            # pix2pix's batch norms, SAGAN/StyleGAN2: not built
+        with pytest.raises(ConfigError, match=f"x.micro_batch is implemented for CycleGAN teachers .* {kind}"):
+            check_teacher({"batch": 4, "micro_batch": 2}, "x", kind)
+    check_teacher({"batch": 4, "micro_batch": None}, "x", "paired")
+    assert resolve(TASK, {"cat.teacher.micro_batch": 4}, method="cat")["cat"]["teacher"]["micro_batch"] == 4
+
+
+class _Images:
+    """Unpaired training images for a CycleGAN recipe called directly (no val scoring)."""
+
+    def __init__(self, n=6, size=16):
+        from types import SimpleNamespace
+
+        g = torch.Generator().manual_seed(3)
+        self.spec = SimpleNamespace(id="toy", kind="unpaired", in_channels=1, out_channels=1, size=size)
+        self.x = {s: torch.rand(n, 1, size, size, generator=g) * 2 - 1 for s in "AB"}
+
+    def tensor(self, split, side):
+        return self.x[side]
+
+    def batch_indices(self, gen, batch, split="train", side="A"):
+        return torch.randint(0, len(self.x[side]), (batch,), generator=gen)
+
+
+class _NoScore:
+    def __call__(self, G):
+        return 0.0
+
+    def better(self, a, b):
+        return False
+
+
+def test_micro_batches_take_the_whole_batch_step(monkeypatch):
+    """CAT's teacher at batch 32 over 8 GPUs, on one: the chunks' gradients summed are the batch's (instance
+    norms: per image), for G and D, the image pool fed the whole batch of fakes. Compared as the gradients
+    the optimisers step with (the weights after Adam would not do: a conv bias before an instance norm has
+    a zero gradient up to rounding, and Adam turns the rounding's sign into a full step)."""
+    from vem.config import resolve
+    from vem.train import train_teacher
+
+    t = {**resolve(TASK, {}, method="cat")["cat"]["teacher"], "iters": 1, "batch": 4, "pool_size": 3,
+         "snapshot_every": 10**6}
+    steps = []
+    adam_step = torch.optim.Adam.step
+
+    def recording(self, *a, **k):
+        steps.append(torch.cat([p.grad.flatten() for g in self.param_groups for p in g["params"]]))
+        return adam_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording)
+
+    def grads(**kw):
+        steps.clear()
+        train_teacher({**t, **kw}, _Images(), 0, _NoScore)
+        assert len(steps) == 2                              # one G step, one D step
+        return steps[:]
+
+    def rel(x, y):
+        return ((x - y).norm() / y.norm()).item()
+
+    whole = grads()
+    for micro in (2, 1):
+        for got, want in zip(grads(micro_batch=micro), whole):
+            assert rel(got, want) < 1e-4, micro
+    # the comparison can fail: another batch gives another gradient
+    assert all(rel(got, want) > 1e-2 for got, want in zip(grads(batch=2), whole))
 
 
 # --------------------------------------------------------------------------------------------------

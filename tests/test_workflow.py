@@ -40,6 +40,7 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     ("overrides: {omgd.init: xavier}", "omgd.init"),
     ("overrides: {omgd.teacher.iterz: 3}", "omgd.teacher.iterz"),
     ("overrides: {omgd.n_share: 5}", "omgd.n_share"),   # the mini D (n_layers_d 2) has 4 stages
+    ("overrides: {cat.teacher.micro_batch: 3}", "cat.teacher.micro_batch 3 must divide"),   # of batch 8
     ("methods: {omgd: [fmnist_nope]}", "fmnist_nope"),
     ("overrides: {gan_compression.search.budget_macs: 1000}", "gan_compression.search.budget_macs"),
     ("overrides: {cagc.batch: 6}", "cagc.batch"),

@@ -23,7 +23,7 @@ import yaml
 
 from .data.tasks import TASKS, get_task
 from .mi.options import config_schema as addon_schema
-from .schema import POSITIVE, TEACHER, ConfigError, check, choice, integer, section
+from .schema import POSITIVE, TEACHER, ConfigError, check, check_teacher, choice, integer, section
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 __all__ = ["CONFIG_DIR", "ConfigError", "addon_kwargs", "method_kinds", "resolve", "unflatten"]
@@ -280,6 +280,7 @@ def _check_shared(cfg: dict) -> None:
         raise ConfigError(f"addon.positive 'gt' is impossible for the unpaired task {cfg['task']}; use 'teacher'")
     orig = cfg["teachers"]["original"]
     for role, t in cfg["teachers"].items():
+        check_teacher(t, f"teachers.{role}", cfg["kind"])
         source = t.get("source", "train")
         if source != "train":
             from .pretrained import TEACHERS

@@ -60,6 +60,8 @@ TEACHER = section({
     "gan_mode": choice("lsgan", "hinge", "vanilla"), "lambda_rec": NONNEG, "lambda_idt": NONNEG,
     "ndf": integer(1), "n_layers_d": integer(1), "norm_d": choice(*NORMS), "pool_size": integer(0),
     "snapshot_every": integer(1),
+    # gradient accumulation over chunks of the batch (CycleGAN teachers: one GPU instead of CAT's eight)
+    "micro_batch": integer(1, nullable=True),
     # SAGAN (unconditional tasks): D learning rate (TTUR), Adam betas, GCC's BN-scale L1 (sparsity pre-training)
     "lr_d": POSITIVE, "beta1": number(minimum=0, exclusive_maximum=1), "beta2": number(minimum=0, exclusive_maximum=1),
     "bn_l1": NONNEG,
@@ -69,6 +71,22 @@ TEACHER = section({
     "path_batch_shrink": integer(1), "path_decay": number(exclusive_minimum=0, maximum=1),
     "mixing": FRACTION, "ema_decay": number(minimum=0, maximum=1),
 }, required=False)
+
+
+def check_teacher(t: dict, where: str, kind: str) -> None:
+    """Rules across a teacher recipe's keys (``where`` names its section, ``kind`` is the task's)."""
+    m = t.get("micro_batch")
+    if m is None:
+        return
+    if kind != "unpaired":
+        raise ConfigError(f"{where}.micro_batch is implemented for CycleGAN teachers (unpaired tasks) only, not for "
+                          f"this {kind} task's recipe; remove it")
+    if "batch" in t and t["batch"] % m:
+        raise ConfigError(f"{where}.micro_batch {m} must divide {where}.batch {t['batch']}")
+    for key in ("norm", "norm_d"):
+        if t.get(key) == "batch":      # statistics over each chunk instead of the batch: another model
+            raise ConfigError(f"{where}.micro_batch needs per-image norms: {where}.{key} 'batch' normalises over "
+                              f"the batch, which its chunks would change")
 
 
 # ---- checking ------------------------------------------------------------------------------------------

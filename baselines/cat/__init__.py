@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vem.methods import Method, Stage
-from vem.schema import FRACTION, NONNEG, POSITIVE, TEACHER, ConfigError, choice, integer, number, section
+from vem.schema import FRACTION, NONNEG, POSITIVE, TEACHER, ConfigError, check_teacher, choice, integer, number, section
 
 
 class CAT(Method):
@@ -41,6 +41,7 @@ class CAT(Method):
 
     def check(self, cfg: dict) -> None:
         c = cfg["cat"]
+        check_teacher(c["teacher"], "cat.teacher", cfg["kind"])
         if c["teacher"]["arch"] != "inception" or c["teacher"]["norm"] in ("none", "instance"):
             raise ConfigError(f"cat.teacher must be an inception generator with affine norms (CAT prunes by their "
                               f"scales), got arch {c['teacher']['arch']!r}, norm {c['teacher']['norm']!r}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vem.methods import Method, Stage
-from vem.schema import BOOL, NONNEG, POSITIVE, TEACHER, ConfigError, integer, number, section
+from vem.schema import BOOL, NONNEG, POSITIVE, TEACHER, ConfigError, check_teacher, integer, number, section
 
 TAPS = {"type": "array", "uniqueItems": True, "items": {"enum": ["l1", "l2", "l3", "l4", "attn1", "attn2"]}}
 BETA = number(minimum=0, exclusive_maximum=1)
@@ -65,6 +65,7 @@ class GCC(Method):
         c = cfg[self.id]
         if cfg["kind"] != "unconditional":
             raise ConfigError(f"{self.id} compresses SAGAN: it runs on unconditional tasks, not {cfg['task']}")
+        check_teacher(c["pretrain"], f"{self.id}.pretrain", cfg["kind"])
         if c["pretrain"].get("arch") != "sagan":
             raise ConfigError(f"{self.id}.pretrain.arch must be 'sagan', got {c['pretrain'].get('arch')!r}")
         from vem.data.tasks import get_task

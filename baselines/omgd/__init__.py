@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vem.methods import Method, Stage
-from vem.schema import BOOL, FRACTION, NONNEG, POSITIVE, TEACHER, ConfigError, choice, integer, section
+from vem.schema import BOOL, FRACTION, NONNEG, POSITIVE, TEACHER, ConfigError, check_teacher, choice, integer, section
 
 
 class OMGD(Method):
@@ -44,6 +44,8 @@ class OMGD(Method):
 
     def check(self, cfg: dict) -> None:
         o = cfg[self.id]
+        if "teacher" in o:                          # the unpaired tasks' own CycleGAN teacher
+            check_teacher(o["teacher"], "omgd.teacher", cfg["kind"])
         if "n_share" in o and o["n_share"] > o["n_layers_d"] + 2:
             raise ConfigError(f"omgd.n_share must be <= omgd.n_layers_d + 2 = {o['n_layers_d'] + 2} (the "
                               f"discriminator's stages; n_layers_d + 2 shares all of them), got {o['n_share']}")

@@ -176,28 +176,47 @@ def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
     lam, lam_idt, mode = t["lambda_rec"], t["lambda_idt"], t["gan_mode"]
     d_params = list(itertools.chain(D_A.parameters(), D_B.parameters()))
 
+    micro = t.get("micro_batch") or t["batch"]
+
+    def g_loss(a, b, it):
+        fake_b, fake_a = G_A(a), G_B(b)
+        rec_a, rec_b = G_B(fake_b), G_A(fake_a)
+        loss = (gan_loss(D_A(fake_b), True, mode, False) + gan_loss(D_B(fake_a), True, mode, False)
+                + lam * (F.l1_loss(rec_a, a) + F.l1_loss(rec_b, b)))
+        if lam_idt > 0:
+            loss = loss + lam * lam_idt * (F.l1_loss(G_A(b), b) + F.l1_loss(G_B(a), a))
+        check_finite(loss, "CycleGAN generator loss", it)
+        return loss, fake_b.detach(), fake_a.detach()
+
+    def d_loss(a, b, fb, fa):
+        return 0.5 * (gan_loss(D_A(b), True, mode) + gan_loss(D_A(fb), False, mode)
+                      + gan_loss(D_B(a), True, mode) + gan_loss(D_B(fa), False, mode))
+
     def step(it):
         a = xa[data.batch_indices(gen, t["batch"], side="A")]
         b = xb[data.batch_indices(gen, t["batch"], side="B")]
-        fake_b, fake_a = G_A(a), G_B(b)
-        rec_a, rec_b = G_B(fake_b), G_A(fake_a)
-        loss_g = (gan_loss(D_A(fake_b), True, mode, False) + gan_loss(D_B(fake_a), True, mode, False)
-                  + lam * (F.l1_loss(rec_a, a) + F.l1_loss(rec_b, b)))
-        if lam_idt > 0:
-            loss_g = loss_g + lam * lam_idt * (F.l1_loss(G_A(b), b) + F.l1_loss(G_B(a), a))
-        check_finite(loss_g, "CycleGAN generator loss", it)
+        # micro-batches (t.micro_batch): each chunk's mean loss / their number, gradients summed before one
+        # step - the whole batch's gradient, as the original code's batch split over GPUs; the pool sees the
+        # whole batch of fakes in order, as without them
+        parts = [slice(i, i + micro) for i in range(0, len(a), micro)]
+        w = 1.0 / len(parts)
         for p in d_params:
             p.requires_grad_(False)
         opt_g.zero_grad()
-        loss_g.backward()
+        fakes_b, fakes_a = [], []
+        for sl in parts:
+            loss_g, fake_b, fake_a = g_loss(a[sl], b[sl], it)
+            (loss_g if len(parts) == 1 else loss_g * w).backward()
+            fakes_b.append(fake_b)
+            fakes_a.append(fake_a)
         opt_g.step()
         for p in d_params:
             p.requires_grad_(True)
-        fb, fa = pool_b.query(fake_b), pool_a.query(fake_a)
-        loss_d = 0.5 * (gan_loss(D_A(b), True, mode) + gan_loss(D_A(fb.detach()), False, mode)
-                        + gan_loss(D_B(a), True, mode) + gan_loss(D_B(fa.detach()), False, mode))
+        fb, fa = pool_b.query(torch.cat(fakes_b)), pool_a.query(torch.cat(fakes_a))
         opt_d.zero_grad()
-        loss_d.backward()
+        for sl in parts:
+            loss_d = d_loss(a[sl], b[sl], fb[sl], fa[sl])
+            (loss_d if len(parts) == 1 else loss_d * w).backward()
         opt_d.step()
         for s in scheds:
             s.step()
