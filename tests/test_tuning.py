@@ -155,6 +155,23 @@ def test_only_the_configured_addons_are_tuned():
     assert plan.tuning_methods() and bare.tuning_methods() == [] and bare.trials == {}
 
 
+def test_a_dimension_set_to_null_by_a_config_of_ones_own_is_not_tuned(root):
+    """Config files merge key by key (snakemake's update_config): null fixes a default dimension instead."""
+    import yaml
+    from snakemake.utils import update_config
+
+    default = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    merged = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    update_config(merged, yaml.safe_load("tuning: {space: {vem: {addon.vem.noise_std: null, addon.vem.steps: null}}}"))
+    assert set(merged["tuning"]["space"]["vem"]) == set(default["tuning"]["space"]["vem"])   # merged, not replaced
+    tuning = dict(default["tuning"], methods=["omgd"], addons=["vem"])
+    kept, fixed = (Plan(dict(CFG, tuning=dict(tuning, space=t["tuning"]["space"]))) for t in (default, merged))
+    assert {"addon.vem.noise_std", "addon.vem.steps"} <= set(kept.trials["vem"][1])
+    for trial in fixed.trials["vem"][1:]:
+        assert set(trial) == {"lambda_mi", "addon.vem.lr", "addon.vem.step_size"}
+    assert fixed.tuning["space"]["vem"].keys() == set(trial)                  # the bounds probed: those left
+
+
 def test_a_value_the_space_admits_is_checked_even_when_no_trial_drew_it():
     space = {"vid": {"lambda_mi": {"log": [0.01, 10.0]}}, "vem": {"addon.vem.steps": {"choice": [3, 0]}}}
     with pytest.raises(ConfigError, match=r"tuning.space.vem.addon.vem.steps = 0 on fmnist_edges2shoes"):

@@ -23,7 +23,7 @@ from .config import ConfigError, method_kinds, resolve
 from .data.tasks import get_task
 from .methods import get_method, label, method_ids
 from .mi.registry import canonical
-from .tuning import LAMBDA, TRIAL_ARM, sample_trials
+from .tuning import LAMBDA, TRIAL_ARM, fixed_dims_removed, sample_trials
 
 # arms: a run's last stage with extra overrides, ``+<arm>`` after its lambda (``vem_lam0.1+nodistill/seed0``)
 ARMS = {"nodistill": "the method's own distillation terms switched off (its distill_keys set to 0)",
@@ -395,7 +395,7 @@ class Plan:
         """Draw every add-on's trials; the tuning tasks, methods and add-ons exist here, one tuning task per
         task kind, and every trial's configuration resolves and passes its checks on every task it may reach
         (the tuning task and, once chosen, every task of that kind)."""
-        c = self.tuning = self.config.get("tuning") or {}
+        c = self.tuning = fixed_dims_removed(self.config.get("tuning") or {})
         self.trials: dict[str, list[dict]] = {}
         self.tuned_addons: list[str] = []
         if not c.get("tasks"):

@@ -65,6 +65,15 @@ def check_space(addon: str, space: dict) -> None:
             raise ValueError(f"{where}: lambda_mi must stay > 0, got {arg!r}")
 
 
+def fixed_dims_removed(tuning: dict) -> dict:
+    """The tuning section with every space dimension set to null left out: config files merge key by key, so a
+    config of one's own fixes a default dimension at its configured value by setting it to null."""
+    if not tuning.get("space"):
+        return tuning
+    return {**tuning, "space": {a: {k: v for k, v in (dims or {}).items() if v is not None}
+                                for a, dims in tuning["space"].items()}}
+
+
 def sample_trials(addon: str, space: dict, n: int, seed: int) -> list[dict]:
     """``n`` trials of an add-on: ``[{}, {key: value, ...}, ...]``; trial 0 = the configured values.
     The same (addon, space, n, seed) always gives the same trials; each add-on has a stream of its own."""
