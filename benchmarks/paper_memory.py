@@ -6,13 +6,14 @@ CAT's script trains its teacher at batch 32 over 8 GPUs and its student at batch
 of the real code on the CPU at 256 px, on random images (memory does not depend on their values): the
 unpaired paper teachers' CycleGAN recipe (``vem.train.gan.train_teacher``: CAT's and OMGD's horse2zebra
 teachers) at batch 1, 2 and 2 in micro-batches of 1, and CAT's ``distill`` stage with each add-on at batch 2
-and 4 (a student pruned to the paper's 2.6 G MACs by CAT's own ``prune`` stage, from a one-iteration teacher with
-its norm scales drawn at random: its widths are not a trained teacher's, its size is the budget's). What is measured is the peak of the bytes
-autograd holds for backward: every storage a ``saved_tensors_hooks`` pack hook sees, counted once while it is
-alive (``StorageWeakRef``), the parameters (``nn.Parameter``) apart - so graphs alive at the same time (CAT's student graph during
-its D step and the add-on's fit) add up. That grows linearly with the batch and is a lower bound on a GPU's
-peak, which adds the weights, their gradients and Adam's two moments (counted here), cuDNN's workspaces, the
-allocator's fragmentation and the transient gradients.
+and 4 (a student pruned to the paper's 2.6 G MACs by CAT's own ``prune`` stage, from a one-iteration teacher
+with its norm scales drawn at random: its widths are not a trained teacher's, its size is the budget's).
+What is measured is the peak of the bytes autograd holds for backward: every storage a
+``saved_tensors_hooks`` pack hook sees, counted once while it is alive (``StorageWeakRef``), the parameters
+(``nn.Parameter``) apart - so graphs alive at the same time (CAT's student graph during its D step and the
+add-on's fit) add up. That grows linearly with the batch and is a lower bound on a GPU's peak, which adds
+the weights, their gradients and Adam's two moments (counted here), cuDNN's workspaces, the allocator's
+fragmentation and the transient gradients.
 """
 
 from __future__ import annotations
