@@ -69,7 +69,7 @@ class SavedBytes:
 
     def _pack(self, t):
         s = t.untyped_storage()
-        if isinstance(t, torch.nn.Parameter):
+        if isinstance(t._base if t._base is not None else t, torch.nn.Parameter):     # a parameter or its view
             self.params[s.data_ptr()] = s.nbytes()
         elif s.data_ptr() not in self.live:
             self.live[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
