@@ -71,9 +71,11 @@ class SavedBytes:
         s = t.untyped_storage()
         if isinstance(t._base if t._base is not None else t, torch.nn.Parameter):     # a parameter or its view
             self.params[s.data_ptr()] = s.nbytes()
-        elif s.data_ptr() not in self.live:
-            self.live[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
-            self._sample()
+        else:       # a new storage, or a freed one's address given to another
+            seen = self.live.get(s.data_ptr())
+            if seen is None or seen[0].expired():
+                self.live[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
+                self._sample()
         return t
 
     def _backward(self, *args, **kwargs):

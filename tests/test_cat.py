@@ -293,6 +293,11 @@ def test_cat_configuration_checks():
     # gradient accumulation: a divisor of the batch, CycleGAN recipes only, per-image norms only
     with pytest.raises(ConfigError, match="cat.teacher.micro_batch 3 must divide cat.teacher.batch 8"):
         resolve(TASK, {"cat.teacher.micro_batch": 3}, method="cat")
+    with pytest.raises(ConfigError, match="cat.teacher.micro_batch must be a whole number .* got 2.0"):
+        resolve(TASK, {"cat.teacher.micro_batch": 2.0}, method="cat")      # JSON Schema's integer admits 2.0
+    for bad in (True, 0, 1.5):                             # the schema's own one-line refusals
+        with pytest.raises(ConfigError, match=f"cat.teacher.micro_batch.* got {bad!r}"):
+            resolve(TASK, {"cat.teacher.micro_batch": bad}, method="cat")
     with pytest.raises(ConfigError, match="norm_d 'batch' normalises over the batch"):
         resolve(TASK, {"cat.teacher.micro_batch": 4, "cat.teacher.norm_d": "batch"}, method="cat")
     from vem.schema import check_teacher

@@ -36,3 +36,18 @@ def test_saved_bytes_are_counted_once_while_alive_and_parameters_apart():
         (_graph(x2, w) + _graph(x2, w)).backward()
     assert m.peak == 1000 * 4 + 2 * 10 * 4
     assert torch.autograd.backward.__module__ == "torch.autograd"   # the meter leaves backward as it was
+
+
+def test_an_address_freed_and_given_to_a_later_storage_is_counted_again():
+    w = torch.nn.Parameter(torch.randn(1000, 1000))
+
+    def chain(n):                     # linear (saves x) + n + 1 relus, each saving its 1000 outputs
+        h = torch.relu(torch.nn.functional.linear(torch.randn(1, 1000, requires_grad=True), w))
+        for _ in range(n):
+            h = torch.relu(h * 1.0)
+        return h.sum()
+
+    with SavedBytes() as m:
+        chain(0).backward()           # frees its storages: the allocator hands their addresses out again
+        chain(6).backward()
+    assert m.peak == (1000 + 7 * 1000) * 4

@@ -170,6 +170,13 @@ def test_a_dimension_set_to_null_by_a_config_of_ones_own_is_not_tuned(root):
     for trial in fixed.trials["vem"][1:]:
         assert set(trial) == {"lambda_mi", "addon.vem.lr", "addon.vem.step_size"}
     assert fixed.tuning["space"]["vem"].keys() == set(trial)                  # the bounds probed: those left
+    # a null that removes nothing is a typo, and a space left empty is no space
+    with pytest.raises(ConfigError, match=r"tuning.space.vem.addon.vem.noise_sdt: null leaves a dimension out, "
+                                          r"but fmnist_edges2shoes \(omgd\) has no config key"):
+        Plan(dict(CFG, tuning=dict(tuning, space={"vem": {**default["tuning"]["space"]["vem"],
+                                                          "addon.vem.noise_sdt": None}})))
+    with pytest.raises(ConfigError, match="tuning.space.vem: every dimension is null"):
+        Plan(dict(CFG, tuning=dict(tuning, space={"vem": dict.fromkeys(default["tuning"]["space"]["vem"])})))
 
 
 def test_a_value_the_space_admits_is_checked_even_when_no_trial_drew_it():

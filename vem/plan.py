@@ -62,6 +62,8 @@ def arm_list(arms: str) -> list[str]:
     return [a for a in arms.split("+") if a]
 
 
+_MISSING = object()
+
 class Plan:
     def __init__(self, config: dict):
         self.config = config
@@ -396,6 +398,8 @@ class Plan:
         task kind, and every trial's configuration resolves and passes its checks on every task it may reach
         (the tuning task and, once chosen, every task of that kind)."""
         c = self.tuning = fixed_dims_removed(self.config.get("tuning") or {})
+        raw_space = (self.config.get("tuning") or {}).get("space") or {}
+        nulled = {a: [k for k, v in (dims or {}).items() if v is None and k != LAMBDA] for a, dims in raw_space.items()}
         self.trials: dict[str, list[dict]] = {}
         self.tuned_addons: list[str] = []
         if not c.get("tasks"):
@@ -420,6 +424,9 @@ class Plan:
         for a in self.tuned_addons:
             if a not in (c.get("space") or {}):
                 raise ConfigError(f"tuning.addons: {a!r} has no search space (tuning.space.{a})")
+            if not c["space"][a] and raw_space.get(a):
+                raise ConfigError(f"tuning.space.{a}: every dimension is null; leave {a} out of tuning.addons "
+                                  "instead")
             try:
                 self.trials[a] = sample_trials(a, c["space"][a], c["trials"], c.get("sampler_seed", 0))
             except ValueError as e:
@@ -428,7 +435,15 @@ class Plan:
             for task in self.methods[m]:
                 if get_task(task).kind not in kinds:
                     continue
+                base = resolve(task, self.overrides, m)
                 for a in self.tuned_addons:
+                    for key in nulled.get(a, []):          # a dimension left out must be one (not a typo)
+                        node = base
+                        for part in key.split("."):
+                            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+                        if node is _MISSING:
+                            raise ConfigError(f"tuning.space.{a}.{key}: null leaves a dimension out, but {task} "
+                                              f"({m}) has no config key {key!r}")
                     # every drawn trial, and each dimension at its bounds / every choice (what the space admits)
                     probes = [(f"trial {k} {self.trials[a][k]}", self.trial_values(a, k))
                               for k in range(1, c["trials"])]

@@ -78,15 +78,17 @@ def check_teacher(t: dict, where: str, kind: str) -> None:
     m = t.get("micro_batch")
     if m is None:
         return
+    if type(m) is not int or m < 1:
+        raise ConfigError(f"{where}.micro_batch must be a whole number of images >= 1 (or null), got {m!r}")
     if kind != "unpaired":
         raise ConfigError(f"{where}.micro_batch is implemented for CycleGAN teachers (unpaired tasks) only, not for "
-                          f"this {kind} task's recipe; remove it")
+                          f"this {kind} task's recipe; remove it (got {m})")
     if "batch" in t and t["batch"] % m:
         raise ConfigError(f"{where}.micro_batch {m} must divide {where}.batch {t['batch']}")
     for key in ("norm", "norm_d"):
         if t.get(key) == "batch":      # statistics over each chunk instead of the batch: another model
-            raise ConfigError(f"{where}.micro_batch needs per-image norms: {where}.{key} 'batch' normalises over "
-                              f"the batch, which its chunks would change")
+            raise ConfigError(f"{where}.micro_batch {m} needs per-image norms: {where}.{key} 'batch' normalises "
+                              f"over the batch, which its chunks would change")
 
 
 # ---- checking ------------------------------------------------------------------------------------------

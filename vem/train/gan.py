@@ -68,12 +68,12 @@ class ImagePool:
         for im in images.detach():
             im = im.unsqueeze(0)
             if len(self.images) < self.size:
-                self.images.append(im)
+                self.images.append(im.clone())      # its own storage, not a view pinning the whole batch
                 out.append(im)
             elif self.rng.random() > 0.5:
                 j = self.rng.randrange(self.size)
                 out.append(self.images[j].clone())
-                self.images[j] = im
+                self.images[j] = im.clone()
             else:
                 out.append(im)
         return torch.cat(out)
@@ -195,18 +195,17 @@ def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
     def step(it):
         a = xa[data.batch_indices(gen, t["batch"], side="A")]
         b = xb[data.batch_indices(gen, t["batch"], side="B")]
-        # micro-batches (t.micro_batch): each chunk's mean loss / their number, gradients summed before one
-        # step - the whole batch's gradient, as the original code's batch split over GPUs; the pool sees the
-        # whole batch of fakes in order, as without them
-        parts = [slice(i, i + micro) for i in range(0, len(a), micro)]
-        w = 1.0 / len(parts)
+        # micro-batches (t.micro_batch): each chunk's mean loss weighted by its share of the batch, gradients
+        # summed before one step - the whole batch's gradient, as the original code's batch split over GPUs;
+        # the pool sees the whole batch of fakes in order, as without them
+        parts = [slice(i, min(i + micro, len(a))) for i in range(0, len(a), micro)]
         for p in d_params:
             p.requires_grad_(False)
         opt_g.zero_grad()
         fakes_b, fakes_a = [], []
         for sl in parts:
             loss_g, fake_b, fake_a = g_loss(a[sl], b[sl], it)
-            (loss_g if len(parts) == 1 else loss_g * w).backward()
+            (loss_g if len(parts) == 1 else loss_g * ((sl.stop - sl.start) / len(a))).backward()
             fakes_b.append(fake_b)
             fakes_a.append(fake_a)
         opt_g.step()
@@ -216,7 +215,7 @@ def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
         opt_d.zero_grad()
         for sl in parts:
             loss_d = d_loss(a[sl], b[sl], fb[sl], fa[sl])
-            (loss_d if len(parts) == 1 else loss_d * w).backward()
+            (loss_d if len(parts) == 1 else loss_d * ((sl.stop - sl.start) / len(a))).backward()
         opt_d.step()
         for s in scheds:
             s.step()
