@@ -104,20 +104,28 @@ def fmnist_available() -> bool:
 
 @pytest.fixture(scope="session")
 def edges_assets(tmp_path_factory):
-    """A prepared fmnist_edges2shoes npz (d.npz) and barely trained feature/perceptual nets."""
+    """A prepared fmnist_edges2shoes npz (d.npz) and barely trained feature/perceptual nets (read-only: built
+    once for all pytest-xdist workers, ~18 s, in the folder their temporary folders share)."""
+    from filelock import FileLock
+
     from vem.config import resolve
     from vem.evalnets import train_classifier
     from vem.utils import atomic_save_torch
 
     if not fmnist_available():
         pytest.skip("Fashion-MNIST is not installed (make setup installs it)")
-    d = tmp_path_factory.mktemp("edges_assets")
-    task = "fmnist_edges2shoes"
-    save_task_data(task, d)
-    cfg = resolve(task, {})
-    for kind in ("feature", "perceptual"):
-        ck, _ = train_classifier(kind, dict(cfg["evalnets"][kind], iters=3), 0, ROOT / "resources" / "fmnist")
-        atomic_save_torch(d / f"{kind}.pt", ck)
+    base = tmp_path_factory.getbasetemp()
+    d = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "edges_assets"
+    with FileLock(f"{d}.lock"):
+        if not (d / ".complete").exists():
+            d.mkdir(exist_ok=True)
+            task = "fmnist_edges2shoes"
+            save_task_data(task, d)
+            cfg = resolve(task, {})
+            for kind in ("feature", "perceptual"):
+                ck, _ = train_classifier(kind, dict(cfg["evalnets"][kind], iters=3), 0, ROOT / "resources" / "fmnist")
+                atomic_save_torch(d / f"{kind}.pt", ck)
+            (d / ".complete").touch()
     return d
 
 
