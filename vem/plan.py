@@ -64,6 +64,7 @@ def arm_list(arms: str) -> list[str]:
 
 _MISSING = object()
 
+
 class Plan:
     def __init__(self, config: dict):
         self.config = config
@@ -435,7 +436,7 @@ class Plan:
             for task in self.methods[m]:
                 if get_task(task).kind not in kinds:
                     continue
-                base = resolve(task, self.overrides, m)
+                base = resolve(task, self.overrides, m) if any(nulled.get(a) for a in self.tuned_addons) else {}
                 for a in self.tuned_addons:
                     for key in nulled.get(a, []):          # a dimension left out must be one (not a typo)
                         node = base

@@ -199,13 +199,17 @@ def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
         # summed before one step - the whole batch's gradient, as the original code's batch split over GPUs;
         # the pool sees the whole batch of fakes in order, as without them
         parts = [slice(i, min(i + micro, len(a))) for i in range(0, len(a), micro)]
+
+        def backward(loss, sl):     # one chunk: the loss as it is (the whole batch's path, bit for bit)
+            (loss if len(parts) == 1 else loss * ((sl.stop - sl.start) / len(a))).backward()
+
         for p in d_params:
             p.requires_grad_(False)
         opt_g.zero_grad()
         fakes_b, fakes_a = [], []
         for sl in parts:
             loss_g, fake_b, fake_a = g_loss(a[sl], b[sl], it)
-            (loss_g if len(parts) == 1 else loss_g * ((sl.stop - sl.start) / len(a))).backward()
+            backward(loss_g, sl)
             fakes_b.append(fake_b)
             fakes_a.append(fake_a)
         opt_g.step()
@@ -214,8 +218,7 @@ def _cyclegan(t, gen_rec, data, seed, make_scorer, resumer, keep_d, desc):
         fb, fa = pool_b.query(torch.cat(fakes_b)), pool_a.query(torch.cat(fakes_a))
         opt_d.zero_grad()
         for sl in parts:
-            loss_d = d_loss(a[sl], b[sl], fb[sl], fa[sl])
-            (loss_d if len(parts) == 1 else loss_d * ((sl.stop - sl.start) / len(a))).backward()
+            backward(d_loss(a[sl], b[sl], fb[sl], fa[sl]), sl)
         opt_d.step()
         for s in scheds:
             s.step()
