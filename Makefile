@@ -9,7 +9,7 @@ INSTALLER ?= pip    # or uv: the same packages from the same sources (pip's conf
 # workflow jobs call `python -m vem ...`: the venv's python must come first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup data demo smoke slurm-smoke test lint clean
+.PHONY: setup data demo smoke slurm-smoke test lint clean gpu-wheels
 
 setup: $(VENV)/.installed data
 
@@ -46,6 +46,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
+
+# the packages a bare GPU image lacks for scripts/gpu-check.sh, as wheels in .whl/ (needs PyPI)
+gpu-wheels: $(VENV)/.installed
+	bash scripts/gpu-wheels.sh $(BIN)/python
 
 clean:
 	rm -rf results logs .snakemake resources/data

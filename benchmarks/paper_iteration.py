@@ -1,6 +1,7 @@
 """Time of one paper-scale OMGD training iteration (the paper preset's recipe, 256 px), on CPU or GPU.
 
-    python benchmarks/paper_iteration.py [--task edges2shoes] [--addon vem] [--iters 5] [--device auto]
+    python benchmarks/paper_iteration.py [--task edges2shoes] [--addon none,vem] [--iters 5] [--device auto]
+                                         [--set omgd.batch=2 ...]
 
 Builds a small synthetic copy of the task's dataset (random 256x256 images in the real layout) and random
 stand-in VGG16 weights in a temporary folder, then runs OMGD's ``distill`` stage exactly as
@@ -9,13 +10,16 @@ ngf 16 teachers and the discriminator, updated every ``n_dis`` iterations, and t
 with SSIM/VGG16 style+feature/TV/channel distillation + the add-on; unpaired: a mobile_resnet_9blocks ngf 64
 teacher forward and the ngf 16 student). Val-curve scoring (Inception/DRN) is left out. The first iteration
 warms up; the median of the ``--iters`` others is reported, with the online teachers' share (paired) and the
-add-on's. Prints one JSON object.
+add-on's, and on a GPU the peak of the memory allocated. Several add-ons (``--addon none,vid,crd,vem``) share one
+process, one dataset and one set of weights; one JSON object per add-on is printed. ``--set key=value`` overrides
+the recipe (the tests shrink it; measurements use the preset's).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -29,37 +33,70 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def synthetic_dataset(task: str, root: Path) -> Path:
+def synthetic_dataset(task: str, root: Path, n_train: int = 16, n_val: int = 2, n_listed: int | None = None) -> Path:
+    """Random images in the real dataset's layout and size (edges2shoes-r: 256x512 AB pairs; CycleGAN: 256x256
+    per side) under ``root``; its folder. ``n_listed`` (>= ``n_train``) training files per side, the ones past
+    ``n_train`` hard links to the first: a task index as long as CRD's memory bank needs (its ``nce_k`` negatives
+    are drawn from the training set's size) without writing that many images."""
     from vem.data.paper_datasets import DATASET_OF
 
     d = root / DATASET_OF[task]
     rng = np.random.default_rng(0)
+    n_listed = max(n_train, n_listed or 0)
 
     def save(path, arr):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(arr).save(path)
 
+    def listed(folder: Path, name):
+        for i in range(n_train, n_listed):
+            os.link(folder / name(i % n_train), folder / name(i))
+
     if task in ("edges2shoes",):
-        for split, n in (("train", 16), ("val", 2)):
+        for split, n in (("train", n_train), ("val", n_val)):
             for i in range(n):
                 save(d / split / f"{i}_AB.jpg", rng.integers(0, 256, (256, 512, 3), dtype=np.uint8))
+        listed(d / "train", lambda i: f"{i}_AB.jpg")
     elif task in ("horse2zebra", "summer2winter"):
-        for folder, n in (("trainA", 16), ("trainB", 16), ("testA", 2), ("testB", 2)):
+        for folder, n in (("trainA", n_train), ("trainB", n_train), ("testA", n_val), ("testB", n_val)):
             for i in range(n):
                 save(d / folder / f"{i}.jpg", rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+        for folder in ("trainA", "trainB"):
+            listed(d / folder, lambda i: f"{i}.jpg")
     else:
         raise SystemExit(f"--task must be edges2shoes, horse2zebra or summer2winter (got {task})")
     (d / ".complete").write_text("synthetic\n")
     return d
 
 
+def parse_set(items) -> dict:
+    """``["key=value", ...]`` -> ``{key: value}``, each value read as YAML (numbers, booleans, null, lists)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set wants key=value (got {item!r})")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task", default="edges2shoes")
-    ap.add_argument("--addon", default="vem", choices=["none", "vid", "crd", "vem"])
+    ap.add_argument("--addon", default="vem", help="one or several of none, vid, crd, vem, comma-separated")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override (repeatable)")
     args = ap.parse_args()
+    addons = args.addon.split(",")
+    bad = [a for a in addons if a not in ("none", "vid", "crd", "vem")]
+    if bad:
+        raise SystemExit(f"--addon: {bad[0]!r} is not one of none, vid, crd, vem")
+    if args.iters < 1:
+        raise SystemExit(f"--iters must be >= 1 (got {args.iters})")
+    sets = parse_set(args.set)
     dev = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     if dev == "cuda":
         torch.set_default_device("cuda")
@@ -74,17 +111,21 @@ def main():
     from vem.models import build, from_config
     from vem.utils import atomic_save_torch, versions
 
-    tmpdir = tempfile.TemporaryDirectory(prefix="paper-iteration-")   # removed at exit (VGG16 alone is 528 MB)
-    tmp = Path(tmpdir.name)
-    root = synthetic_dataset(args.task, tmp)
-    prepare_paper_task(args.task, root, tmp / f"{args.task}.json", log=lambda m: None)
-    with torch.device("cpu"):
-        torch.save(vgg16(weights=None).state_dict(), tmp / "vgg16.pth")
     paired = args.task == "edges2shoes"
     n = args.iters + 1
     over = {"omgd.iters": n, "omgd.eval_every": n} if paired else {"omgd.teacher.snapshot_every": n,
                                                                   "omgd.n_dis": 1, "omgd.eval_every": n}
-    cfg = resolve(args.task, over, method="omgd")
+    cfg = resolve(args.task, {**over, **sets}, method="omgd")
+    tmpdir = tempfile.TemporaryDirectory(prefix="paper-iteration-")   # removed at exit (VGG16 alone is 528 MB)
+    tmp = Path(tmpdir.name)
+    # CRD draws nce_k negatives from the training split: list twice as many (the task index holds part of the
+    # training files out as the val split)
+    n_listed = 2 * (cfg["addon"]["crd"]["nce_k"] + 1) if "crd" in addons else None
+    root = synthetic_dataset(args.task, tmp, n_listed=n_listed)
+    prepare_paper_task(args.task, root, tmp / f"{args.task}.json", log=lambda m: None)
+    with torch.device("cpu"):
+        torch.manual_seed(0)
+        torch.save(vgg16(weights=None).state_dict(), tmp / "vgg16.pth")
     data = open_task_data(tmp / f"{args.task}.json", args.task, cfg, seed=0)
     inputs = {"perceptual": tmp / "vgg16.pth"}
     if not paired:
@@ -99,29 +140,37 @@ def main():
     teacher_seconds = []
     step = omgd.OnlineTeachers.step
 
-    def timed_step(self, *a):   # the online teachers' share of a paired iteration
+    def sync():
         if dev == "cuda":
             torch.cuda.synchronize()
+
+    def timed_step(self, *a):   # the online teachers' share of a paired iteration
+        sync()
         t0 = time.perf_counter()
         out = step(self, *a)
-        if dev == "cuda":
-            torch.cuda.synchronize()
+        sync()
         teacher_seconds.append(time.perf_counter() - t0)
         return out
 
     omgd.OnlineTeachers.step = timed_step
-    ctx = TimedContext(cfg=cfg, method="omgd", stage=stage, data=data, seed=0, inputs=inputs,
-                       evalnet=tmp / "none", addon=args.addon)
-    method.run_stage(stage.name, ctx)
-    out = {"task": args.task, "addon": args.addon, "device": dev,
-           "device_name": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
-           "threads": torch.get_num_threads(), "batch": cfg["omgd"]["batch"], "n_dis": cfg["omgd"]["n_dis"],
-           "iters": args.iters, "seconds_per_iter": median_after_warmup(ctx.step_seconds),
-           "seconds_per_iter_max": max(ctx.step_seconds[1:]),
-           "online_teachers_seconds": median_after_warmup(teacher_seconds) if teacher_seconds else 0.0,
-           "addon_seconds": median_after_warmup(ctx.addon_seconds) if ctx.addon_seconds else 0.0,
-           "versions": {k: v for k, v in versions().items() if k in ("torch", "python")}}
-    print(json.dumps(out))
+    for addon in addons:
+        teacher_seconds.clear()
+        if dev == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        ctx = TimedContext(cfg=cfg, method="omgd", stage=stage, data=data, seed=0, inputs=inputs,
+                           evalnet=tmp / "none", addon=addon)
+        method.run_stage(stage.name, ctx)
+        sync()
+        out = {"task": args.task, "addon": addon, "device": dev,
+               "device_name": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
+               "threads": torch.get_num_threads(), "batch": cfg["omgd"]["batch"], "n_dis": cfg["omgd"]["n_dis"],
+               "iters": args.iters, "overrides": sets, "seconds_per_iter": median_after_warmup(ctx.step_seconds),
+               "seconds_per_iter_max": max(ctx.step_seconds[1:]),
+               "online_teachers_seconds": median_after_warmup(teacher_seconds) if teacher_seconds else 0.0,
+               "addon_seconds": median_after_warmup(ctx.addon_seconds) if ctx.addon_seconds else 0.0,
+               "peak_GiB": torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else None,
+               "versions": {k: v for k, v in versions().items() if k in ("torch", "python")}}
+        print(json.dumps(out), flush=True)
     tmpdir.cleanup()
 
 

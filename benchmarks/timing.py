@@ -6,7 +6,15 @@ import dataclasses
 import statistics
 import time
 
+import torch
+
 from vem.methods.context import StageContext
+
+
+def _sync():
+    """Wait for the GPU's queued work (a CUDA iteration's time is its kernels', not their launches')."""
+    if torch.get_default_device().type == "cuda":
+        torch.cuda.synchronize()
 
 
 class _NoScore:
@@ -36,8 +44,10 @@ class TimedContext(StageContext):
 
         def timed_run(step):
             def timed(it):
+                _sync()
                 t0 = time.perf_counter()
                 out = step(it)
+                _sync()
                 self.step_seconds.append(time.perf_counter() - t0)
                 return out
             return run(timed)
@@ -50,14 +60,18 @@ class TimedContext(StageContext):
         fit, loss = addon.fit_step, addon.loss
 
         def timed_fit(*x, **k):
+            _sync()
             t0 = time.perf_counter()
             out = fit(*x, **k)
+            _sync()
             self.addon_seconds.append(time.perf_counter() - t0)
             return out
 
         def timed_loss(*x, **k):
+            _sync()
             t0 = time.perf_counter()
             out = loss(*x, **k)
+            _sync()
             self.addon_seconds[-1] += time.perf_counter() - t0
             return out
 

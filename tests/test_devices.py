@@ -118,6 +118,19 @@ def test_lpips_heads_live_with_the_network(default_meta):
     assert {b.device.type for b in net.buffers()} == {"meta"}
 
 
+def test_vgg16_weights_loaded_from_the_cpu_land_on_the_default_device(default_meta):
+    """The perceptual net's weights load on the CPU (``map_location="cpu"``) into a network made on the default
+    device (a GPU run's cuda): every parameter ends there, none stays behind on the CPU."""
+    from torchvision.models import vgg16
+
+    from vem.models.evalnets import VGG16Perceptual
+
+    with torch.device("cpu"):
+        state = vgg16(weights=None).state_dict()
+    net = VGG16Perceptual(state)
+    assert {p.device.type for p in net.parameters()} == {"meta"} and len(net.features) == 23
+
+
 def test_a_resumed_image_pool_holds_its_images_on_the_default_device(default_meta):
     from vem.train.gan import ImagePool
 

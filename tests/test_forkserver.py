@@ -158,3 +158,30 @@ def test_a_silent_or_broken_caller_does_not_stop_the_server(server):
     assert res.returncode == 0 and "--task" in res.stdout
     assert [t.split()[:2] for _, t in _jobs(log)[n:]] == [["exit", "0"]], log.read_text()
     assert log.read_text().count("bad request") >= 2
+
+
+def test_the_servers_imports_ask_nothing_of_cuda():
+    """A process that has queried CUDA (even ``torch.cuda.is_available()``, which initialises the driver) cannot
+    hand a working CUDA to the children it forks: a GPU job forked from the server would fail at its first CUDA
+    call. The server's preloads (``PRELOAD``) must therefore not query CUDA at all. Checked in a fresh process with
+    torch's device queries instrumented (this torch is a CUDA build; no GPU is needed to see a query being made)."""
+    code = (
+        "import importlib, torch\n"
+        "from vem.forkserver import PRELOAD\n"
+        "calls = []\n"
+        "def spy(name, f):\n"
+        "    def g(*a, **k):\n"
+        "        calls.append(name)\n"
+        "        return f(*a, **k)\n"
+        "    return g\n"
+        "for name in ('_cuda_getDeviceCount', '_cuda_init'):\n"
+        "    if hasattr(torch._C, name):\n"
+        "        setattr(torch._C, name, spy(name, getattr(torch._C, name)))\n"
+        "for name in ('is_available', 'device_count', 'init'):\n"
+        "    setattr(torch.cuda, name, spy(name, getattr(torch.cuda, name)))\n"
+        "for m in PRELOAD:\n"
+        "    importlib.import_module(m)\n"
+        "print(calls, torch.cuda.is_initialized())\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["[]", "False"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.gpu_check import stand_in_inception
 from vem.eval import write_png_zip
 from vem.metrics.inception import MODES, inception_extractor, zip_inception_features
 
@@ -20,27 +21,10 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-def _random_legacy_weights(path):
-    import cleanfid.inception_pytorch as ip
-
-    torch.manual_seed(0)
-    net = ip._inception_v3(num_classes=1008, aux_logits=False, pretrained=False)
-    net.Mixed_5b = ip.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = ip.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = ip.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = ip.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = ip.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = ip.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = ip.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = ip.FIDInceptionE_1(1280)
-    net.Mixed_7c = ip.FIDInceptionE_2(2048)
-    torch.save(net.state_dict(), path)
-
-
 def test_legacy_mode_uses_the_given_file_offline(tmp_path, no_network, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     w = tmp_path / MODES["legacy_pytorch"]
-    _random_legacy_weights(w)
+    stand_in_inception(w)
     rng = np.random.default_rng(0)
     write_png_zip(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8), tmp_path / "g.zip")
     feats = zip_inception_features(tmp_path / "g.zip", "legacy_pytorch", w, batch_size=3)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -154,9 +153,14 @@ def test_vgg16_perceptual_taps_and_missing_weights(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(taps[1], ref.features[:9]((x + 1) / 2), rtol=1e-5, atol=1e-6)
     assert not any(p.requires_grad for p in net.parameters())
-    assert isinstance(net, VGG16Perceptual)
+    assert isinstance(net, VGG16Perceptual) and len(net.features) == 23      # up to relu4_3, no classifier
     with pytest.raises(FileNotFoundError, match="weights.vgg16"):
         load_perceptual(tmp_path / "nope.pth", "paper")
+    wrong = ref.state_dict()
+    wrong["features.28.weight"] = wrong["features.28.weight"][:, :256]       # another network's file
+    torch.save(wrong, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match=r"not a VGG16 state dict: .*other shapes \['features.28.weight'\]"):
+        load_perceptual(tmp_path / "other.pth", "paper")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,7 +380,7 @@ def _vem(*args, cwd=ROOT):
 def test_paper_real_stats_with_stand_in_inception(tmp_path):
     """CycleGAN real statistics: every real target-domain image (train + held-out val + test), Inception
     features in the recorded mode; without the weights file one line says which file and both ways."""
-    from .test_inception import _random_legacy_weights
+    from benchmarks.gpu_check import stand_in_inception
 
     make_cyclegan(tmp_path / "horse2zebra", n=(14, 13, 3, 2))
     index = tmp_path / "h.json"
@@ -389,7 +393,7 @@ def test_paper_real_stats_with_stand_in_inception(tmp_path):
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert w.name in res.stderr and "snakemake" in res.stderr and "weights.inception_legacy" in res.stderr
     assert not (tmp_path / "stats.npz").exists()
-    _random_legacy_weights(w)
+    stand_in_inception(w)
     res = _vem("real-stats", "--task", "horse2zebra", "--data", str(index), "--featnet", str(w),
                "--images", str(tmp_path / "real.zip"), "--out", str(tmp_path / "stats.npz"), "--device", "cpu",
                "--set", "data.crop_size=64", "--set", "data.load_size=64")
@@ -457,60 +461,73 @@ def test_paper_scale_table_has_published_values_and_delta(tmp_path):
     assert "delta_vs_paper" in md and "not comparable" not in md
 
 
-def test_paper_workflow_runs_table1_at_toy_size(tmp_path):
-    """The paper preset's rules executed by Snakemake (not only dry-run): prepare_paper_data -> real_stats
-    (Inception) -> train_teacher + evaluate_teacher (Original) -> compress (OMGD + VEM: image index,
-    augmentation, VGG16 losses, online wide + deep expansion-block teachers, Inception-FID val curve, snapshots)
-    -> evaluate_run (best-on-test) -> render_table, on a synthetic edges2shoes-r with stand-in weights already in
-    resources/ (so nothing downloads) and toy overrides. (Each FID costs a 2048x2048 matrix square root, ~10 s
-    on 2 cores: the toy run is kept to four.)"""
-    from torchvision.models import vgg16
-
-    from .test_inception import _random_legacy_weights
-
-    work = tmp_path / "w"
-    make_edges2shoes(work / "resources" / "datasets" / "edges2shoes-r", n_train=24, n_val=3)
-    (work / "resources" / "weights").mkdir(parents=True)
-    _random_legacy_weights(work / "resources" / "weights" / "pt_inception-2015-12-05-6726825d.pth")
-    torch.manual_seed(0)
-    torch.save(vgg16(weights=None).state_dict(), work / "resources" / "weights" / "vgg16-397923af.pth")
-    ov = {"data.load_size": 40, "data.crop_size": 32, "teachers.original.num_downs": 5, "omgd.iters": 2,
-          "omgd.batch": 2, "omgd.eval_every": 2, "omgd.wide_ngf": 4, "omgd.deep_ngf": 2, "omgd.student_ngf": 2,
-          "omgd.ndf": 4, "eval.val_images": 2, "eval.batch": 3, "addon.vem.width": 2, "addon.vem.n_blocks": 2,
-          "teachers.original.iters": 2, "teachers.original.ngf": 4, "teachers.original.batch": 2,
-          "teachers.original.snapshot_every": 2, "teachers.original.ndf": 4,
-          "eval.latency.runs": 2, "eval.latency.warmup": 1}
-    cfg = work / "toy.yaml"
-    cfg.write_text(json.dumps({"tasks": ["edges2shoes"], "methods": ["omgd"], "addons": ["vem"], "seeds": [1],
-                               "tables": [1], "overrides": ov, "checkpoint_every": 0,
-                               "checkpoint_selection": "best_on_test"}))
-    snakemake = str(Path(sys.executable).with_name("snakemake"))
-    env = run_env()
-    env["OMP_NUM_THREADS"] = "2"
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]  # jobs call `python`
-    res = subprocess.run([snakemake, "--cores", "1", "-s", str(ROOT / "Snakefile"), "-d", str(work),
-                          "results/table1.csv", "--configfile", str(cfg)],
-                         capture_output=True, text=True, env=env, timeout=900)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+def test_gpu_check_runs_table1_at_toy_size_on_the_cpu(tmp_path, monkeypatch):
+    """The prepared GPU script (``benchmarks/gpu_check.py``) end to end on the CPU at toy size. Part 1: OMGD's
+    paper-scale iteration timed per task x add-on (one process per task). Part 2: the paper preset's rules executed
+    by Snakemake (not only dry-run): prepare_paper_data -> real_stats (Inception) -> train_teacher +
+    evaluate_teacher (Original) -> compress (OMGD + VEM: image index, augmentation, VGG16 losses, online wide +
+    deep expansion-block teachers, Inception-FID val curve, snapshots) -> evaluate_run (best-on-test) ->
+    render_table, on a synthetic edges2shoes-r with stand-in weights in resources/ (so nothing downloads) and toy
+    overrides. (Each FID costs a 2048x2048 matrix square root, ~10 s on 2 cores: the toy run is kept to four.)"""
     import pandas as pd
 
-    t = pd.read_csv(work / "results" / "table1.csv")
+    from benchmarks.gpu_check import main
+
+    toy = {"data.load_size": 40, "data.crop_size": 32, "teachers.original.num_downs": 5, "omgd.batch": 2,
+           "omgd.wide_ngf": 4, "omgd.deep_ngf": 2, "omgd.student_ngf": 2, "omgd.ndf": 4, "omgd.teacher.ngf": 4,
+           "omgd.teacher.n_blocks": 1, "eval.val_images": 2, "eval.batch": 3, "addon.vem.width": 2,
+           "addon.vem.n_blocks": 2, "addon.crd.nce_k": 20, "teachers.original.ngf": 4,
+           "teachers.original.batch": 2, "teachers.original.ndf": 4, "eval.latency.runs": 2,
+           "eval.latency.warmup": 1}
+    for k, v in {**run_env(), "OMP_NUM_THREADS": "2"}.items():
+        monkeypatch.setenv(k, v)
+    work, out = tmp_path / "w", tmp_path / "out"
+    sets = [a for k, v in toy.items() for a in ("--set", f"{k}={v}")]
+    main(["--out", str(out), "--work", str(work), "--iters", "1", "--workflow-iters", "2", "--n-train", "24",
+          "--n-val", "3", "--cores", "1", "--device", "cpu", "--addons", "none,crd", *sets])
+
+    report = json.loads((out / "gpu_check.json").read_text())
+    it = pd.DataFrame(report["iterations"])
+    assert sorted(zip(it["task"], it["addon"])) == [("edges2shoes", "crd"), ("edges2shoes", "none"),
+                                                    ("horse2zebra", "crd"), ("horse2zebra", "none")]
+    assert (it["device"] == "cpu").all() and (it["seconds_per_iter"] > 0).all() and (it["batch"] == 2).all()
+    assert (it.loc[it["addon"] == "crd", "addon_seconds"] > 0).all()       # CRD's bank: 42 listed of 24 images
+    assert (it.loc[it["task"] == "edges2shoes", "online_teachers_seconds"] > 0).all()
+    jobs = {j["job"].split("/")[0] for j in report["workflow"]["jobs"]}
+    assert {"prepare_data", "real_stats", "train_teacher", "compress", "evaluate_run", "render_table"} <= jobs
+    md = (out / "gpu_check.md").read_text()
+    assert "Paper-scale OMGD iteration" in md and "| horse2zebra | crd" in md and "trained on cpu" in md
+
+    t = pd.read_csv(out / "table1.csv")
     meas = t[t["block"].str.startswith("measured")].set_index("method")
     assert set(meas.index) == {"Original", "OMGD + VEM"}
     # Table 1's published edges2shoes FIDs beside the measured values
     assert meas.loc["OMGD + VEM", "paper_value"] == pytest.approx(24.59)
     assert meas.loc["Original", "paper_value"] == pytest.approx(34.31)
     assert np.isfinite(meas["delta_vs_paper"]).all()
-    run = work / "results/runs/edges2shoes/omgd/vem_lam0.1/seed1"
+    run = work / "results/runs/edges2shoes/omgd/vem_lam0.1/seed0"
     curve = pd.read_csv(run / "curve.csv")
     assert list(curve["iter"]) == [2] and np.isfinite(curve[["val", "mi_loss", "distill_loss"]]).all().all()
     rec = json.loads((run / "metrics.json").read_text())
-    assert rec["scale"] == "paper" and rec["seed"] == 1 and rec["protocol"]["n_images"] == 3
+    assert rec["scale"] == "paper" and rec["seed"] == 0 and rec["protocol"]["n_images"] == 3
+    assert rec["devices"] == {"train": "cpu", "evaluate": "cpu"}
     assert rec["protocol"]["mode"] == "legacy_pytorch" and rec["protocol"]["real_stats"] == "real test B (3)"
     assert "ON THE TEST SET" in rec["protocol"]["checkpoint_selection"]
     assert rec["metric"]["value"] == min(c["value"] for c in rec["protocol"]["candidates"])
     assert Image.open(run / "samples.png").mode == "RGB"
     assert not (work / "resources" / "downloads").exists()   # nothing was downloaded
+
+
+def test_gpu_check_refuses_bad_arguments_before_any_work(tmp_path):
+    from benchmarks.gpu_check import main
+
+    for argv, msg in ((["--tasks", "edges2shoes,zebra"], "--tasks: 'zebra' is not one of"),
+                      (["--addons", "vem,hint"], "--addons: 'hint' is not one of"),
+                      (["--set", "omgd.iters"], "--set wants key=value"),
+                      (["--workflow-iters", "0"], "--workflow-iters must be >= 1")):
+        with pytest.raises(SystemExit, match=msg):
+            main(["--out", str(tmp_path / "out"), *argv])
+        assert not (tmp_path / "out").exists()
 
 
 def test_celeba_index_partition_center_crop_and_gccs_generated_count(tmp_path, monkeypatch):

@@ -123,6 +123,13 @@ def _device(args):
     return want
 
 
+def _device_name(device: str) -> str:
+    """What a checkpoint and a metrics file record of the device: ``cpu`` or ``cuda (<the GPU's name>)``."""
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name()})" if device == "cuda" else "cpu"
+
+
 def _write_table(path, rows):
     import pandas as pd
 
@@ -218,12 +225,12 @@ def cmd_train_teacher(args):
     chash = config_hash(trained_by)
     resumer = Resumer(args.out, identity=f"{args.task}/{args.role}/{chash}/seed{args.seed}",
                       every=args.checkpoint_every)
-    _device(args)
+    device = _device_name(_device(args))
     data = open_task_data(args.data, args.task, cfg, args.seed)
     ck, curve = train_teacher(t, data, args.seed, lambda: ValScorer(data, args.evalnet, cfg), resumer,
                               desc=f"{args.role} teacher")
     ck.update(role=args.role, seed=args.seed, config_hash=chash, config=json.dumps(trained_by, sort_keys=True),
-              resume_saves=resumer.saves)
+              resume_saves=resumer.saves, device=device)
     _write_table(args.curve, curve)
     atomic_save_torch(args.out, ck)
     resumer.finish()
@@ -272,7 +279,7 @@ def cmd_stage(args):
     t0 = time.time()
     chash = config_hash({"cfg": cfg, "method": method.id, "stage": stage.name, "addon": args.addon, "lambda_mi": lam})
     resumer = Resumer(args.out, identity=f"{args.task}/{chash}/seed{args.seed}", every=args.checkpoint_every)
-    _device(args)
+    device = _device_name(_device(args))
     data = open_task_data(args.data, args.task, cfg, args.seed)
     ctx = StageContext(cfg=cfg, method=method.id, stage=stage, data=data, seed=args.seed,
                        inputs={k: Path(v) for k, v in inputs.items()}, evalnet=Path(args.evalnet), addon=args.addon,
@@ -280,7 +287,7 @@ def cmd_stage(args):
                        trains_addon=stage == method.addon_stage(cfg))
     ck, table = method.run_stage(stage.name, ctx)
     ck.update(method=method.id, stage=stage.name, seed=args.seed, addon=args.addon, lambda_mi=lam,
-              config_hash=chash, config=json.dumps(cfg, sort_keys=True), resume_saves=resumer.saves,
+              config_hash=chash, config=json.dumps(cfg, sort_keys=True), resume_saves=resumer.saves, device=device,
               # what it was made from: the stage's inputs (earlier stages, teachers) and data, by content
               inputs_sha256={k: file_sha256(v) for k, v in sorted({**inputs, "data": args.data}.items())})
     _write_table(args.table, table)
@@ -324,7 +331,7 @@ def cmd_evaluate(args):
     cfg = _cfg(args)
     spec = get_task(args.task)
     ck = load_checkpoint(args.generator)
-    _device(args)
+    device = _device_name(_device(args))
     data = open_task_data(args.data, args.task, cfg)
     select = {"best_on_test": evaluate_best_on_test, "best_on_val": evaluate_best_on_val}.get(args.selection)
     if select is not None:
@@ -345,6 +352,8 @@ def cmd_evaluate(args):
         "train_seconds": train_seconds, "teacher_source": ck.get("source"),
         "teacher_sha256": ck.get("source_sha256"), "inputs_sha256": ck.get("inputs_sha256"),
         "generator": ck["generator"],
+        # where it was trained (None: made elsewhere, e.g. a released teacher) and evaluated (latency: on the CPU)
+        "devices": {"train": ck.get("device"), "evaluate": device},
         "versions": versions(), **res,
     }
     if curve is not None and (probe := summarise_curve(curve)):

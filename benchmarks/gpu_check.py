@@ -1,0 +1,267 @@
+"""The paper path's GPU check: one prepared script for a machine with a GPU and no network.
+
+    make gpu-wheels                                  # here (network): the packages a bare GPU image lacks -> .whl/
+    bash scripts/gpu-check.sh OUT                    # there: installs .whl/ and this package, then runs this file
+    python benchmarks/gpu_check.py --out OUT [--iters 10] [--workflow-iters 100] [--cores 16]
+
+Two parts, each on stand-ins (synthetic images in the real datasets' layouts and sizes, randomly initialised
+VGG16 and Inception weights of the real architectures: nothing downloads; the timings are real, the metrics
+meaningless):
+
+1. Paper-scale iteration time per task with and without each add-on: ``benchmarks/paper_iteration.py`` (OMGD's
+   ``distill`` stage at 256 px, the paper preset's recipe) for edges2shoes (paired) and horse2zebra (unpaired),
+   every add-on in one process per task.
+2. A short paper-preset OMGD + VEM job through the workflow with ``--device auto`` (the job rules' default):
+   ``snakemake results/table1.csv`` for edges2shoes - prepare_paper_data, real_stats, train_teacher and
+   evaluate_teacher (the Original), compress (OMGD + VEM) and evaluate_run, render_table - at the preset's
+   widths, batch and resolution, with ``--workflow-iters`` iterations for the teacher and the student. Each job's
+   wall seconds come from its Snakemake benchmark file; each metrics file says on which device it was trained and
+   evaluated.
+
+Writes ``OUT/gpu_check.json`` (everything), ``OUT/gpu_check.md`` (the tables for the README), and the workflow's
+``table1.csv`` and logs as ``OUT/workflow.log``. ``paper_workflow`` is also what the tests run at toy size on the
+CPU (``tests/test_paper.py``), so the prepared script's workflow part is exercised wherever the suite runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TASKS = ("edges2shoes", "horse2zebra")
+ADDONS = ("none", "vid", "crd", "vem")
+INCEPTION = "pt_inception-2015-12-05-6726825d.pth"   # the file names the weight rules look for in resources/
+VGG16 = "vgg16-397923af.pth"
+
+
+# ---- stand-ins ---------------------------------------------------------------------------------------------
+def stand_in_inception(path: Path) -> Path:
+    """clean-fid's legacy (pytorch-fid) Inception architecture with seeded random weights, saved at ``path``."""
+    import cleanfid.inception_pytorch as ip
+    import torch
+
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        net = ip._inception_v3(num_classes=1008, aux_logits=False, pretrained=False)
+        net.Mixed_5b = ip.FIDInceptionA(192, pool_features=32)
+        net.Mixed_5c = ip.FIDInceptionA(256, pool_features=64)
+        net.Mixed_5d = ip.FIDInceptionA(288, pool_features=64)
+        net.Mixed_6b = ip.FIDInceptionC(768, channels_7x7=128)
+        net.Mixed_6c = ip.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6d = ip.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6e = ip.FIDInceptionC(768, channels_7x7=192)
+        net.Mixed_7b = ip.FIDInceptionE_1(1280)
+        net.Mixed_7c = ip.FIDInceptionE_2(2048)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), path)
+    return path
+
+
+def stand_in_vgg16(path: Path) -> Path:
+    """torchvision's VGG16 with seeded random weights, saved at ``path``."""
+    import torch
+    from torchvision.models import vgg16
+
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(vgg16(weights=None).state_dict(), path)
+    return path
+
+
+# ---- part 1: iteration times -------------------------------------------------------------------------------
+def iteration_times(tasks=TASKS, addons=ADDONS, iters: int = 10, device: str = "auto", sets=(),
+                    log=print) -> list[dict]:
+    """One ``paper_iteration.py`` process per task (its own default device), every add-on in it; one dict per
+    task x add-on. ``sets``: ``key=value`` overrides passed on (the tests shrink the recipe with them)."""
+    rows = []
+    for task in tasks:
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "paper_iteration.py"), "--task", task,
+               "--addon", ",".join(addons), "--iters", str(iters), "--device", device]
+        for s in sets:
+            cmd += ["--set", s]
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if res.returncode != 0:
+            raise RuntimeError(f"paper_iteration.py --task {task} failed (rc {res.returncode}):\n{res.stderr[-3000:]}")
+        got = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+        log(f"iteration times, {task}: {len(got)} add-ons in {time.perf_counter() - t0:.0f} s")
+        rows += got
+    return rows
+
+
+# ---- part 2: the workflow ----------------------------------------------------------------------------------
+def paper_workflow(work: Path, overrides: dict, cores: int = 1, targets=("results/table1.csv",), env=None,
+                   timeout: float = 1800, log=print) -> dict:
+    """``snakemake TARGETS`` for edges2shoes' Table 1 (the Original and OMGD + VEM, seed 0) in ``work``, whose
+    ``resources/`` already holds the dataset (``resources/datasets/edges2shoes-r``) and the weights
+    (``resources/weights``). Returns the wall seconds, the return code and the output's tail; raises on failure."""
+    cfg = work / "gpu_check.yaml"
+    cfg.write_text(json.dumps({"tasks": ["edges2shoes"], "methods": ["omgd"], "addons": ["vem"], "seeds": [0],
+                               "tables": [1], "overrides": overrides, "checkpoint_every": 0,
+                               "checkpoint_selection": "best_on_test"}))
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")   # the jobs call `python`
+    snakemake = shutil.which("snakemake", path=env["PATH"]) or str(Path(sys.executable).with_name("snakemake"))
+    cmd = [snakemake, "--cores", str(cores), "--scheduler", "greedy", "-s", str(ROOT / "Snakefile"), "-d",
+           str(work), *targets, "--configfile", str(cfg)]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    wall = time.perf_counter() - t0
+    (work / "workflow.log").write_text(res.stdout + res.stderr)
+    if res.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(targets)} failed (rc {res.returncode}) after {wall:.0f} s:\n"
+                           + (res.stdout + res.stderr)[-4000:])
+    log(f"workflow: {' '.join(targets)} in {wall:.0f} s")
+    return {"wall_s": wall, "command": " ".join(cmd[1:])}
+
+
+def job_seconds(work: Path) -> list[dict]:
+    """Each job's wall seconds from its Snakemake benchmark file (``results/benchmarks/<rule>/...tsv``)."""
+    import pandas as pd
+
+    out = []
+    bench = work / "results" / "benchmarks"
+    for f in sorted(bench.rglob("*.tsv")):
+        rel = f.relative_to(bench)
+        out.append({"job": str(rel.with_suffix("")), "s": float(pd.read_csv(f, sep="\t")["s"].iloc[0])})
+    return out
+
+
+def workflow_overrides(iters: int, val_images: int) -> dict:
+    """The paper preset's recipe for edges2shoes (widths, batch, 256 px, n_dis, the losses) with ``iters``
+    iterations for the Original and the student, one val score at the end, ``val_images`` val images."""
+    return {"omgd.iters": iters, "omgd.eval_every": iters, "teachers.original.iters": iters,
+            "teachers.original.snapshot_every": iters, "eval.val_images": val_images}
+
+
+def _environment() -> dict:
+    import torch
+
+    from vem.utils import versions
+
+    env = {"python": platform.python_version(), "versions": versions(), "cuda_available": torch.cuda.is_available(),
+           "cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        env.update(device_name=p.name, device_memory_GiB=round(p.total_memory / 2**30, 1),
+                   cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+    return env
+
+
+def markdown(report: dict) -> str:
+    import pandas as pd
+
+    env = report["environment"]
+    lines = [f"GPU check on {env.get('device_name', 'cpu')} (torch {env['versions']['torch']}, "
+             f"CUDA {env.get('cuda')}, {env['cpu_count']} CPUs), {report['date']}", ""]
+    if report.get("iterations"):
+        t = pd.DataFrame(report["iterations"])
+        t = t[["task", "addon", "device", "batch", "seconds_per_iter", "online_teachers_seconds", "addon_seconds",
+               "peak_GiB"]]
+        lines += ["Paper-scale OMGD iteration (median of the timed iterations, after one warm-up):", "",
+                  t.to_markdown(index=False, floatfmt=".4f"), ""]
+    if report.get("workflow"):
+        w = report["workflow"]
+        lines += [f"Workflow `{w['command']}` ({w['iters']} iterations each): {w['wall_s']:.0f} s wall", "",
+                  pd.DataFrame(w["jobs"]).to_markdown(index=False, floatfmt=".1f"), ""]
+        for m in w.get("metrics", []):
+            lines.append(f"- {m['method']}+{m['addon']}: {m['metric']['name']} = {m['metric']['value']:.4g} "
+                         f"(stand-in weights: meaningless), trained on {m.get('devices', {}).get('train')}, "
+                         f"evaluated on {m.get('devices', {}).get('evaluate')}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="folder for gpu_check.json / .md and the logs")
+    ap.add_argument("--iters", type=int, default=10, help="timed iterations per task x add-on (after a warm-up)")
+    ap.add_argument("--workflow-iters", type=int, default=100, help="the workflow's teacher and student iterations")
+    ap.add_argument("--n-train", type=int, default=64, help="synthetic edges2shoes training pairs")
+    ap.add_argument("--n-val", type=int, default=16, help="synthetic edges2shoes val (= test) pairs")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="part 1's device")
+    ap.add_argument("--tasks", default=",".join(TASKS), help="part 1's tasks, comma-separated")
+    ap.add_argument("--addons", default=",".join(ADDONS), help="part 1's add-ons, comma-separated")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for both parts (repeatable; the tests shrink the recipe with them)")
+    ap.add_argument("--skip", choices=["iterations", "workflow"], action="append", default=[])
+    ap.add_argument("--work", type=Path, default=None, help="the workflow's folder (default: a temporary one)")
+    args = ap.parse_args(argv)
+    for name in ("iters", "workflow_iters", "n_train", "n_val", "cores"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(args, name)})")
+    from benchmarks.paper_iteration import parse_set, synthetic_dataset
+
+    sets = parse_set(args.set)     # a malformed one is refused before any work
+    tasks, addons = args.tasks.split(","), args.addons.split(",")
+    for t in tasks:
+        if t not in TASKS:
+            raise SystemExit(f"--tasks: {t!r} is not one of {', '.join(TASKS)}")
+    for a in addons:
+        if a not in ADDONS:
+            raise SystemExit(f"--addons: {a!r} is not one of {', '.join(ADDONS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def log(msg):
+        print(f"[gpu_check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "environment": _environment()}
+    log(json.dumps(report["environment"]))
+
+    def save():
+        (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
+        (args.out / "gpu_check.md").write_text(markdown(report))
+
+    failed = []
+    if "iterations" not in args.skip:
+        try:
+            report["iterations"] = iteration_times(tasks, addons, args.iters, args.device, args.set, log=log)
+        except RuntimeError as e:     # the workflow part still runs: each part is its own finding
+            report["iterations_error"] = str(e)
+            failed.append("iterations")
+            log(str(e))
+        save()
+    if "workflow" not in args.skip:
+        import tempfile
+
+        keep = args.work is not None
+        work = args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
+        synthetic_dataset("edges2shoes", work / "resources" / "datasets", n_train=args.n_train, n_val=args.n_val)
+        stand_in_inception(work / "resources" / "weights" / INCEPTION)
+        stand_in_vgg16(work / "resources" / "weights" / VGG16)
+        over = {**workflow_overrides(args.workflow_iters, min(args.n_val, 8)), **sets}
+        try:
+            w = paper_workflow(work, over, cores=args.cores, log=log)
+            w.update(iters=args.workflow_iters, overrides=over, jobs=job_seconds(work),
+                     metrics=[json.loads(p.read_text()) for p in sorted((work / "results").rglob("metrics.json"))])
+            for m in w["metrics"]:
+                m.pop("generator", None)
+            report["workflow"] = w
+            shutil.copy(work / "results" / "table1.csv", args.out / "table1.csv")
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            report["workflow_error"] = str(e)
+            failed.append("workflow")
+            log(str(e))
+        if (work / "workflow.log").exists():
+            shutil.copy(work / "workflow.log", args.out / "workflow.log")
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        save()
+    log(f"wrote {args.out / 'gpu_check.json'} and {args.out / 'gpu_check.md'}")
+    if failed:
+        raise SystemExit(f"gpu_check: {' and '.join(failed)} failed (see gpu_check.json)")
+
+
+if __name__ == "__main__":
+    main()
