@@ -18,8 +18,9 @@ meaningless):
    wall seconds come from its Snakemake benchmark file; each metrics file says on which device it was trained and
    evaluated.
 
-Writes ``OUT/gpu_check.json`` (everything), ``OUT/gpu_check.md`` (the tables for the README), and the workflow's
-``table1.csv`` and logs as ``OUT/workflow.log``. ``paper_workflow`` is also what the tests run at toy size on the
+Writes ``OUT/gpu_check.json`` (everything), ``OUT/gpu_check.md`` (the tables for the README), the workflow's
+``table1.csv``, Snakemake's output (``OUT/workflow.log``) and every job's log (``OUT/job_logs.txt``), each part's
+files as soon as it ends (a part that fails leaves its error in the JSON and the other part still runs). ``paper_workflow`` is also what the tests run at toy size on the
 CPU (``tests/test_paper.py``), so the prepared script's workflow part is exercised wherever the suite runs.
 """
 
@@ -105,7 +106,9 @@ def paper_workflow(work: Path, overrides: dict, cores: int = 1, targets=("result
                    timeout: float = 1800, log=print) -> dict:
     """``snakemake TARGETS`` for edges2shoes' Table 1 (the Original and OMGD + VEM, seed 0) in ``work``, whose
     ``resources/`` already holds the dataset (``resources/datasets/edges2shoes-r``) and the weights
-    (``resources/weights``). Returns the wall seconds, the return code and the output's tail; raises on failure."""
+    (``resources/weights``). Returns the wall seconds and the command; raises on a failure or after ``timeout``
+    seconds. Either way Snakemake's output is left in ``work/workflow.log`` and every job's log in
+    ``work/job_logs.txt``."""
     cfg = work / "gpu_check.yaml"
     cfg.write_text(json.dumps({"tasks": ["edges2shoes"], "methods": ["omgd"], "addons": ["vem"], "seeds": [0],
                                "tables": [1], "overrides": overrides, "checkpoint_every": 0,
@@ -116,14 +119,24 @@ def paper_workflow(work: Path, overrides: dict, cores: int = 1, targets=("result
     cmd = [snakemake, "--cores", str(cores), "--scheduler", "greedy", "-s", str(ROOT / "Snakefile"), "-d",
            str(work), *targets, "--configfile", str(cfg)]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        rc, text = res.returncode, res.stdout + res.stderr
+    except subprocess.TimeoutExpired as e:     # what it printed so far still comes back
+        rc, text = f"timed out after {timeout:.0f} s", _text(e.stdout) + _text(e.stderr)
     wall = time.perf_counter() - t0
-    (work / "workflow.log").write_text(res.stdout + res.stderr)
-    if res.returncode != 0:
-        raise RuntimeError(f"snakemake {' '.join(targets)} failed (rc {res.returncode}) after {wall:.0f} s:\n"
-                           + (res.stdout + res.stderr)[-4000:])
+    (work / "workflow.log").write_text(text)
+    logs = sorted((work / "logs").rglob("*.log"))
+    (work / "job_logs.txt").write_text("".join(f"==> {f.relative_to(work)} <==\n{f.read_text(errors='replace')}\n"
+                                               for f in logs))
+    if rc != 0:
+        raise RuntimeError(f"snakemake {' '.join(targets)} failed (rc {rc}) after {wall:.0f} s:\n{text[-4000:]}")
     log(f"workflow: {' '.join(targets)} in {wall:.0f} s")
     return {"wall_s": wall, "command": " ".join(cmd[1:])}
+
+
+def _text(b) -> str:
+    return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
 
 
 def job_seconds(work: Path) -> list[dict]:
@@ -179,6 +192,9 @@ def markdown(report: dict) -> str:
             lines.append(f"- {m['method']}+{m['addon']}: {m['metric']['name']} = {m['metric']['value']:.4g} "
                          f"(stand-in weights: meaningless), trained on {m.get('devices', {}).get('train')}, "
                          f"evaluated on {m.get('devices', {}).get('evaluate')}")
+    for part in ("iterations", "workflow"):
+        if report.get(f"{part}_error"):
+            lines += ["", f"**{part} failed**:", "", "```", report[f"{part}_error"][-2000:], "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -189,6 +205,8 @@ def main(argv=None):
     ap.add_argument("--workflow-iters", type=int, default=100, help="the workflow's teacher and student iterations")
     ap.add_argument("--n-train", type=int, default=64, help="synthetic edges2shoes training pairs")
     ap.add_argument("--n-val", type=int, default=16, help="synthetic edges2shoes val (= test) pairs")
+    ap.add_argument("--workflow-timeout", type=int, default=420,
+                    help="seconds the workflow may take (its logs come back either way)")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="part 1's device")
     ap.add_argument("--tasks", default=",".join(TASKS), help="part 1's tasks, comma-separated")
@@ -198,9 +216,11 @@ def main(argv=None):
     ap.add_argument("--skip", choices=["iterations", "workflow"], action="append", default=[])
     ap.add_argument("--work", type=Path, default=None, help="the workflow's folder (default: a temporary one)")
     args = ap.parse_args(argv)
-    for name in ("iters", "workflow_iters", "n_train", "n_val", "cores"):
+    for name in ("iters", "workflow_iters", "workflow_timeout", "n_train", "n_val", "cores"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(args, name)})")
+    if args.n_val < 2:
+        raise SystemExit(f"--n-val must be >= 2 (got {args.n_val}): a val score needs two images")
     from benchmarks.paper_iteration import parse_set, synthetic_dataset
 
     sets = parse_set(args.set)     # a malformed one is refused before any work
@@ -242,19 +262,20 @@ def main(argv=None):
         stand_in_vgg16(work / "resources" / "weights" / VGG16)
         over = {**workflow_overrides(args.workflow_iters, min(args.n_val, 8)), **sets}
         try:
-            w = paper_workflow(work, over, cores=args.cores, log=log)
+            w = paper_workflow(work, over, cores=args.cores, timeout=args.workflow_timeout, log=log)
             w.update(iters=args.workflow_iters, overrides=over, jobs=job_seconds(work),
                      metrics=[json.loads(p.read_text()) for p in sorted((work / "results").rglob("metrics.json"))])
             for m in w["metrics"]:
                 m.pop("generator", None)
             report["workflow"] = w
             shutil.copy(work / "results" / "table1.csv", args.out / "table1.csv")
-        except (RuntimeError, subprocess.TimeoutExpired) as e:
+        except RuntimeError as e:
             report["workflow_error"] = str(e)
             failed.append("workflow")
             log(str(e))
-        if (work / "workflow.log").exists():
-            shutil.copy(work / "workflow.log", args.out / "workflow.log")
+        for name in ("workflow.log", "job_logs.txt"):
+            if (work / name).exists():
+                shutil.copy(work / name, args.out / name)
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
         save()

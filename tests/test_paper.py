@@ -518,13 +518,31 @@ def test_gpu_check_runs_table1_at_toy_size_on_the_cpu(tmp_path, monkeypatch):
     assert not (work / "resources" / "downloads").exists()   # nothing was downloaded
 
 
+def test_gpu_check_reports_a_failed_part_with_its_logs(tmp_path, monkeypatch):
+    """A part that fails leaves its error in gpu_check.json and Snakemake's output beside it (on a GPU machine
+    there may be no second try), and the script ends non-zero."""
+    from benchmarks.gpu_check import main
+
+    for k, v in run_env().items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match="workflow failed"):
+        main(["--out", str(out), "--skip", "iterations", "--n-train", "2", "--n-val", "2", "--cores", "1",
+              "--set", "omgd.batch=0"])
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert "omgd.batch" in report["workflow_error"] and "iterations" not in report
+    assert "omgd.batch" in (out / "workflow.log").read_text() and (out / "job_logs.txt").exists()
+    assert "**workflow failed**" in (out / "gpu_check.md").read_text()
+
+
 def test_gpu_check_refuses_bad_arguments_before_any_work(tmp_path):
     from benchmarks.gpu_check import main
 
     for argv, msg in ((["--tasks", "edges2shoes,zebra"], "--tasks: 'zebra' is not one of"),
                       (["--addons", "vem,hint"], "--addons: 'hint' is not one of"),
                       (["--set", "omgd.iters"], "--set wants key=value"),
-                      (["--workflow-iters", "0"], "--workflow-iters must be >= 1")):
+                      (["--workflow-iters", "0"], "--workflow-iters must be >= 1"),
+                      (["--n-val", "1"], "--n-val must be >= 2")):
         with pytest.raises(SystemExit, match=msg):
             main(["--out", str(tmp_path / "out"), *argv])
         assert not (tmp_path / "out").exists()
