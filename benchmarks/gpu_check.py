@@ -20,8 +20,9 @@ meaningless):
 
 Writes ``OUT/gpu_check.json`` (everything), ``OUT/gpu_check.md`` (the tables for the README), the workflow's
 ``table1.csv``, Snakemake's output (``OUT/workflow.log``) and every job's log (``OUT/job_logs.txt``), each part's
-files as soon as it ends (a part that fails leaves its error in the JSON and the other part still runs). ``paper_workflow`` is also what the tests run at toy size on the
-CPU (``tests/test_paper.py``), so the prepared script's workflow part is exercised wherever the suite runs.
+files as soon as they exist (part 1 after each task). A part that fails or runs out of time leaves its error in the
+JSON and the other part still runs. ``tests/test_paper.py`` runs this file at toy size on the CPU, so the prepared
+script is exercised wherever the suite runs.
 """
 
 from __future__ import annotations
@@ -81,24 +82,26 @@ def stand_in_vgg16(path: Path) -> Path:
 
 
 # ---- part 1: iteration times -------------------------------------------------------------------------------
-def iteration_times(tasks=TASKS, addons=ADDONS, iters: int = 10, device: str = "auto", sets=(),
+def iteration_times(task: str, addons=ADDONS, iters: int = 10, device: str = "auto", sets=(), timeout: float = 300,
                     log=print) -> list[dict]:
-    """One ``paper_iteration.py`` process per task (its own default device), every add-on in it; one dict per
-    task x add-on. ``sets``: ``key=value`` overrides passed on (the tests shrink the recipe with them)."""
-    rows = []
-    for task in tasks:
-        cmd = [sys.executable, str(ROOT / "benchmarks" / "paper_iteration.py"), "--task", task,
-               "--addon", ",".join(addons), "--iters", str(iters), "--device", device]
-        for s in sets:
-            cmd += ["--set", s]
-        t0 = time.perf_counter()
-        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if res.returncode != 0:
-            raise RuntimeError(f"paper_iteration.py --task {task} failed (rc {res.returncode}):\n{res.stderr[-3000:]}")
-        got = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-        log(f"iteration times, {task}: {len(got)} add-ons in {time.perf_counter() - t0:.0f} s")
-        rows += got
-    return rows
+    """One ``paper_iteration.py`` process for ``task`` (its own default device), every add-on in it; one dict per
+    add-on. ``sets``: ``key=value`` overrides passed on (the tests shrink the recipe with them). Raises on a failure
+    or after ``timeout`` seconds."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "paper_iteration.py"), "--task", task, "--addon", ",".join(addons),
+           "--iters", str(iters), "--device", device]
+    for s in sets:
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"paper_iteration.py --task {task} timed out after {timeout:.0f} s:\n"
+                           f"{_text(e.stderr)[-3000:]}") from None
+    if res.returncode != 0:
+        raise RuntimeError(f"paper_iteration.py --task {task} failed (rc {res.returncode}):\n{res.stderr[-3000:]}")
+    got = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    log(f"iteration times, {task}: {len(got)} add-ons in {time.perf_counter() - t0:.0f} s")
+    return got
 
 
 # ---- part 2: the workflow ----------------------------------------------------------------------------------
@@ -205,6 +208,7 @@ def main(argv=None):
     ap.add_argument("--workflow-iters", type=int, default=100, help="the workflow's teacher and student iterations")
     ap.add_argument("--n-train", type=int, default=64, help="synthetic edges2shoes training pairs")
     ap.add_argument("--n-val", type=int, default=16, help="synthetic edges2shoes val (= test) pairs")
+    ap.add_argument("--task-timeout", type=int, default=150, help="seconds part 1 may take per task")
     ap.add_argument("--workflow-timeout", type=int, default=420,
                     help="seconds the workflow may take (its logs come back either way)")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
@@ -216,7 +220,7 @@ def main(argv=None):
     ap.add_argument("--skip", choices=["iterations", "workflow"], action="append", default=[])
     ap.add_argument("--work", type=Path, default=None, help="the workflow's folder (default: a temporary one)")
     args = ap.parse_args(argv)
-    for name in ("iters", "workflow_iters", "workflow_timeout", "n_train", "n_val", "cores"):
+    for name in ("iters", "workflow_iters", "task_timeout", "workflow_timeout", "n_train", "n_val", "cores"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(args, name)})")
     if args.n_val < 2:
@@ -245,13 +249,17 @@ def main(argv=None):
 
     failed = []
     if "iterations" not in args.skip:
-        try:
-            report["iterations"] = iteration_times(tasks, addons, args.iters, args.device, args.set, log=log)
-        except RuntimeError as e:     # the workflow part still runs: each part is its own finding
-            report["iterations_error"] = str(e)
-            failed.append("iterations")
-            log(str(e))
-        save()
+        report["iterations"] = []
+        for task in tasks:
+            try:
+                report["iterations"] += iteration_times(task, addons, args.iters, args.device, args.set,
+                                                        args.task_timeout, log=log)
+            except RuntimeError as e:     # the next task and the workflow part still run: each is its own finding
+                report["iterations_error"] = report.get("iterations_error", "") + str(e) + "\n"
+                if "iterations" not in failed:
+                    failed.append("iterations")
+                log(str(e))
+            save()
     if "workflow" not in args.skip:
         import tempfile
 

@@ -18,11 +18,11 @@ the recipe (the tests shrink it; measurements use the preset's).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -137,40 +137,29 @@ def main():
         inputs["teacher"] = tmp / "teacher.pt"
     method = get_method("omgd")
     stage = method.final(cfg)
-    teacher_seconds = []
     step = omgd.OnlineTeachers.step
-
-    def sync():
-        if dev == "cuda":
-            torch.cuda.synchronize()
-
-    def timed_step(self, *a):   # the online teachers' share of a paired iteration
-        sync()
-        t0 = time.perf_counter()
-        out = step(self, *a)
-        sync()
-        teacher_seconds.append(time.perf_counter() - t0)
-        return out
-
-    omgd.OnlineTeachers.step = timed_step
     for addon in addons:
-        teacher_seconds.clear()
-        if dev == "cuda":
-            torch.cuda.reset_peak_memory_stats()
         ctx = TimedContext(cfg=cfg, method="omgd", stage=stage, data=data, seed=0, inputs=inputs,
                            evalnet=tmp / "none", addon=addon)
+        omgd.OnlineTeachers.step = ctx.timed("online_teachers", step)   # the online teachers' share (paired)
+        if dev == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         method.run_stage(stage.name, ctx)
-        sync()
+        teachers = ctx.span_seconds.get("online_teachers", [])
         out = {"task": args.task, "addon": addon, "device": dev,
                "device_name": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
                "threads": torch.get_num_threads(), "batch": cfg["omgd"]["batch"], "n_dis": cfg["omgd"]["n_dis"],
                "iters": args.iters, "overrides": sets, "seconds_per_iter": median_after_warmup(ctx.step_seconds),
                "seconds_per_iter_max": max(ctx.step_seconds[1:]),
-               "online_teachers_seconds": median_after_warmup(teacher_seconds) if teacher_seconds else 0.0,
+               "online_teachers_seconds": median_after_warmup(teachers) if teachers else 0.0,
                "addon_seconds": median_after_warmup(ctx.addon_seconds) if ctx.addon_seconds else 0.0,
                "peak_GiB": torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else None,
                "versions": {k: v for k, v in versions().items() if k in ("torch", "python")}}
         print(json.dumps(out), flush=True)
+        del ctx                # the next add-on's peak without this one's leftovers
+        gc.collect()
+        if dev == "cuda":
+            torch.cuda.empty_cache()
     tmpdir.cleanup()
 
 

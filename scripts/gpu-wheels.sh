@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The wheels the GPU machines' bare image lacks for the paper path's GPU check (envs/gpu-wheels.txt), for its
-# Python (3.12) on x86-64 Linux, into DEST (default .whl/, ignored by git). Needs PyPI; run it where the
-# project is set up:  make gpu-wheels  [GPU_PYTHON=3.12]
+# Python (3.12) on x86-64 Linux, plus this package's own wheel (its entry points; built here, so the image needs
+# no setuptools of a given version), into DEST (default .whl/, ignored by git: name it in the device run's
+# `carry`). DEST's old wheels are removed first (two versions of one package stop the install there). Needs
+# PyPI; run it where the project is set up:  make gpu-wheels  [GPU_PYTHON=3.12]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 py=${1:-python3}
 dest=${2:-$repo/.whl}
 ver=${GPU_PYTHON:-3.12}
 mkdir -p "$dest"
+rm -f "$dest"/*.whl
 platforms=()
 for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
          manylinux1_x86_64; do
@@ -18,10 +21,19 @@ while read -r req; do
   [ -n "$req" ] || continue
   if ! "$py" -m pip download -q --no-deps --only-binary=:all: --python-version "$ver" --implementation cp \
        "${platforms[@]}" -d "$dest" "$req" 2>/dev/null; then
-    # no wheel on the index (an sdist alone): a pure-Python package builds into a wheel for any platform
-    "$py" -m pip wheel -q --no-deps -w "$dest" "$req"
+    # no wheel on the index (an sdist alone): built here, which is right only for a pure-Python package
+    tmp=$(mktemp -d)
+    "$py" -m pip wheel -q --no-deps -w "$tmp" "$req"
+    for w in "$tmp"/*.whl; do
+      case "$w" in
+        *-py3-none-any.whl|*-py2.py3-none-any.whl) mv "$w" "$dest"/ ;;
+        *) echo "gpu-wheels: $req has no wheel for Python $ver and builds to $(basename "$w") here" >&2; exit 1 ;;
+      esac
+    done
+    rm -rf "$tmp"
   fi
 done < "$repo/envs/gpu-wheels.txt"
+"$py" -m pip wheel -q --no-deps --no-build-isolation -w "$dest" "$repo"
 n=$(ls "$dest"/*.whl | wc -l)
 size=$(du -cb "$dest"/*.whl | tail -1 | cut -f1)
 echo "gpu-wheels: $n wheels, $((size / 1048576)) MiB in $dest"

@@ -181,6 +181,12 @@ def test_bool_and_int_not_interchangeable():
     ("fmnist_edges2shoes", {"teachers.original.arch": "unet256"}, r"teachers\.original\.arch must be one of"),
     ("fmnist_edges2shoes", {"teachers.original.num_downs": 6},
      r"teachers\.original\.num_downs 6 is too deep for 32 px inputs \(a U-Net halves them .*: at most 5\)"),
+    # VEM's energy network pools 32 px to 16, then halves it per block: 4 blocks reach 1 px
+    ("fmnist_edges2shoes", {"addon.vem.n_blocks": 5},
+     r"addon\.vem\.n_blocks 5 is too deep for 32 px inputs \(the energy network halves its 16 px .*: at most 4\)"),
+    ("edges2shoes", {"data.load_size": 40, "data.crop_size": 32, "teachers.original.num_downs": 5,
+                     "addon.vem.n_blocks": 7},
+     r"addon\.vem\.n_blocks 7 is too deep for 32 px inputs"),       # the paper's depth on toy crops
     # CRD's memory bank draws nce_k negatives among the other training inputs: the 5,500 training sneakers
     ("fmnist_sneaker2boot", {"addon.crd.nce_k": 5500},
      r"addon\.crd\.nce_k 5500 must be smaller than the 5500 training inputs of fmnist_sneaker2boot"),

@@ -667,6 +667,21 @@ def test_resnet_ebm_default_depth_and_near_zero_residual_branches():
         ResnetEBM(1, 0)
 
 
+@pytest.mark.parametrize("size", [3, 7, 8, 15, 17, 32, 33, 100, 256])
+def test_energy_depth_is_the_deepest_network_that_runs(size):
+    """vem.mi.options.energy_depth (the dry run's check of addon.vem.n_blocks): that many blocks run on size-px
+    images; one more is refused when built, where without the check the forward would fail (a 0 x 0 map)."""
+    from vem.mi.options import energy_depth
+
+    d = energy_depth(size)
+    x = torch.rand(1, 1, size, size)
+    assert ResnetEBM(1, 2, image_size=size, n_blocks=d)(x, x).shape == (1,)
+    with pytest.raises(RuntimeError, match="too small"):
+        ResnetEBM(1, 2, n_blocks=d + 1)(x, x)
+    with pytest.raises(ValueError, match=f"n_blocks={d + 1} is too deep for {size} px images"):
+        ResnetEBM(1, 2, image_size=size, n_blocks=d + 1)
+
+
 def test_lower_bound_spectral_norm_keeps_tiny_weight_and_plain_sn_normalises_it():
     torch.manual_seed(0)
     x = torch.randn(2, 8, 8, 8)

@@ -519,20 +519,25 @@ def test_gpu_check_runs_table1_at_toy_size_on_the_cpu(tmp_path, monkeypatch):
 
 
 def test_gpu_check_reports_a_failed_part_with_its_logs(tmp_path, monkeypatch):
-    """A part that fails leaves its error in gpu_check.json and Snakemake's output beside it (on a GPU machine
-    there may be no second try), and the script ends non-zero."""
+    """A part that fails or runs out of time leaves its error in gpu_check.json and .md, with Snakemake's output and
+    the logs of the jobs that had started (on a GPU machine there may be no second try); the other part still runs
+    and the script ends non-zero."""
     from benchmarks.gpu_check import main
 
     for k, v in run_env().items():
         monkeypatch.setenv(k, v)
     out = tmp_path / "out"
-    with pytest.raises(SystemExit, match="workflow failed"):
-        main(["--out", str(out), "--skip", "iterations", "--n-train", "2", "--n-val", "2", "--cores", "1",
-              "--set", "omgd.batch=0"])
+    with pytest.raises(SystemExit, match="iterations and workflow failed"):
+        main(["--out", str(out), "--tasks", "horse2zebra", "--task-timeout", "1", "--workflow-timeout", "15",
+              "--n-train", "2", "--n-val", "2", "--cores", "1", "--set", "data.load_size=40",
+              "--set", "data.crop_size=32", "--set", "teachers.original.num_downs=5"])
     report = json.loads((out / "gpu_check.json").read_text())
-    assert "omgd.batch" in report["workflow_error"] and "iterations" not in report
-    assert "omgd.batch" in (out / "workflow.log").read_text() and (out / "job_logs.txt").exists()
-    assert "**workflow failed**" in (out / "gpu_check.md").read_text()
+    assert "--task horse2zebra timed out after 1 s" in report["iterations_error"] and report["iterations"] == []
+    assert "timed out after 15 s" in report["workflow_error"] and "workflow" not in report
+    assert "Building DAG of jobs" in (out / "workflow.log").read_text()
+    assert "==> logs/prepare_data/edges2shoes.log <==" in (out / "job_logs.txt").read_text()
+    md = (out / "gpu_check.md").read_text()
+    assert "**iterations failed**" in md and "**workflow failed**" in md
 
 
 def test_gpu_check_refuses_bad_arguments_before_any_work(tmp_path):

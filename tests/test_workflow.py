@@ -50,6 +50,7 @@ def dry_run(tmp_path, config_text=None, target="results/table4.csv", configfile=
     ("overrides: {eval.val_images: 1}", "eval.val_images"),           # a Fréchet distance of one image
     ("overrides: {eval.latency.backends: [torchscript]}", "eval.latency.backends"),
     ("overrides: {addon.crd.nce_k: 5500}", "addon.crd.nce_k 5500"),  # the 5,500 training sneakers
+    ("overrides: {addon.vem.n_blocks: 5}", "addon.vem.n_blocks 5 is too deep for 32 px"),   # 16 px pooled: 4
     ("lambda_mi_sweep: [0.1, 0.1]", "lambda_mi_sweep"),
     ("methods: {gcc: [fmnist_uncond_sg2]}", "fmnist_uncond_sg2"),
     ("tasks: [fmnist_edges2shoes, fmnist_scenes]\nmethods: [omgd]\ntables: [1]\n"

@@ -23,6 +23,7 @@ import yaml
 
 from .data.tasks import TASKS, get_task
 from .mi.options import config_schema as addon_schema
+from .mi.options import energy_depth
 from .schema import POSITIVE, TEACHER, ConfigError, check, check_teacher, choice, integer, section
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -274,6 +275,11 @@ def _user_addon_options(ov: dict) -> dict:
     return out
 
 
+def image_size(cfg: dict) -> int:
+    """The side of the images a resolved configuration trains on: ``data.crop_size`` (paper tasks) or the task's."""
+    return cfg["data"]["crop_size"] if "data" in cfg else get_task(cfg["task"]).size
+
+
 def _check_shared(cfg: dict) -> None:
     check({k: v for k, v in cfg.items() if k not in ("task", "scale", "kind")}, SHARED_SCHEMA)
     if cfg["addon"]["positive"] == "gt" and cfg["kind"] == "unpaired":
@@ -298,11 +304,15 @@ def _check_shared(cfg: dict) -> None:
         if "batch" in orig and orig["batch"] % min(orig["batch"], 4):
             raise ConfigError(f"teachers.original.batch must be divisible by 4 (StyleGAN2's minibatch-stddev "
                               f"group), got {orig['batch']}")
-    size = cfg["data"]["crop_size"] if "data" in cfg else get_task(cfg["task"]).size
+    size = image_size(cfg)
     for role, t in cfg["teachers"].items():      # a U-Net halves its input num_downs times, down to 1 x 1
         if str(t.get("arch", "")).startswith("unet") and t.get("num_downs") and 2 ** t["num_downs"] > size:
             raise ConfigError(f"teachers.{role}.num_downs {t['num_downs']} is too deep for {size} px inputs "
                               f"(a U-Net halves them num_downs times: at most {size.bit_length() - 1})")
+    vem = cfg["addon"].get("vem")
+    if vem and vem["n_blocks"] and vem["n_blocks"] > (most := energy_depth(size)):   # the energy net would fail
+        raise ConfigError(f"addon.vem.n_blocks {vem['n_blocks']} is too deep for {size} px inputs (the energy "
+                          f"network halves its {-(-size // 2)} px pooled input per block: at most {most})")
     crd, n_train = cfg["addon"].get("crd"), get_task(cfg["task"]).train_inputs
     if crd and n_train and not crd["nce_k"] < n_train:    # what CRD's memory bank (vem.mi.crd) would reject
         raise ConfigError(f"addon.crd.nce_k {crd['nce_k']} must be smaller than the {n_train} training inputs of "

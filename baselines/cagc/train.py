@@ -150,7 +150,7 @@ def distill(ctx) -> tuple[dict, list]:
     distance = ctx.lpips()
     content = content_of_interest(ctx)
     scorer = ctx.scorer()
-    addon = ctx.build_addon(spec.out_channels, spec.size, data.n("train", "A"))
+    addon = ctx.build_addon(spec.out_channels, ctx.image_size, data.n("train", "A"))
     opt_g = sg.lazy_adam(list(student.parameters()) + addon.student_parameters(), c["lr"], c["g_reg_every"])
     opt_d = sg.lazy_adam(D.parameters(), c["lr"], c["d_reg_every"])
     path = sg.PathLength(c["path_decay"])

@@ -115,7 +115,7 @@ def distill(ctx) -> tuple[dict, list]:
     D = build_discriminator(teacher_ck["discriminator"]["kwargs"])
     D.load_state_dict(snap["d_state_dict"])                  # ... and starts its D from the teacher's D_A
     scorer = ctx.scorer()
-    addon = ctx.build_addon(spec.out_channels, spec.size, data.n("train", "A"))
+    addon = ctx.build_addon(spec.out_channels, ctx.image_size, data.n("train", "A"))
     opt_g = torch.optim.Adam(list(student.parameters()) + addon.student_parameters(), lr=c["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=c["lr"], betas=(0.5, 0.999))
     scheds = [linear_decay(o, c["iters"], c["decay_from"]) for o in (opt_g, opt_d)]

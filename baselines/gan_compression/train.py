@@ -143,7 +143,7 @@ def supernet(ctx) -> tuple[dict, list]:
     adaptors = init_weights(Adaptors(G.stream_width(), t_widths), "normal")
     D = build_discriminator({"in_nc": spec.out_channels, "ndf": c["ndf"], "n_layers": c["n_layers_d"],
                              "norm": c["norm_d"]}, "normal")
-    addon = ctx.build_addon(spec.out_channels, spec.size, data.n("train", "A"))
+    addon = ctx.build_addon(spec.out_channels, ctx.image_size, data.n("train", "A"))
     scorer = ctx.scorer()
 
     def score():   # GAN-Compression evaluates the largest and the smallest sub-network during training

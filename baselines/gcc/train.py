@@ -183,7 +183,7 @@ def distill(ctx) -> tuple[dict, list]:
         g_taps, aux = [], _Aux({}, {})
     init_weights(aux, "normal")
     scorer = ctx.scorer()
-    addon = ctx.build_addon(spec.out_channels, spec.size, data.n("train", "A"))
+    addon = ctx.build_addon(spec.out_channels, ctx.image_size, data.n("train", "A"))
     betas = (c["beta1"], c["beta2"])
     opt_g = torch.optim.Adam(list(student.parameters()) + list(aux.parameters()) + addon.student_parameters(),
                              lr=c["lr"], betas=betas)

@@ -251,7 +251,7 @@ def distill(ctx) -> tuple[dict, list]:
         t_ch = _feature_channels(wide, spec.in_channels, spec.size)
     s_ch = _feature_channels(student, spec.in_channels, spec.size)
     cd_adapters = adapters(s_ch, t_ch, o["init"])
-    addon = ctx.build_addon(spec.out_channels, spec.size, data.n("train", "A"))
+    addon = ctx.build_addon(spec.out_channels, ctx.image_size, data.n("train", "A"))
     params = list(student.parameters()) + list(cd_adapters.parameters())
     opt_s = torch.optim.Adam(params + addon.student_parameters(), lr=o["lr"], betas=(0.5, 0.999))
     sched_s = linear_decay(opt_s, total, o["decay_from"])

@@ -41,6 +41,14 @@ class StageContext:
     def section(self) -> dict:
         return self.cfg[self.method]
 
+    @property
+    def image_size(self) -> int:
+        """The side of the images this stage trains on (``data.crop_size`` at paper scale, else the task's size):
+        what an add-on built for them is told (``build_addon``)."""
+        from ..config import image_size
+
+        return image_size(self.cfg)
+
     def load(self, name: str) -> dict:
         """The checkpoint of an input the stage needs."""
         from ..utils import load_checkpoint

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import MIAddon, NonFiniteError
-from .options import check_options
+from .options import check_options, energy_depth
 
 # --------------------------------------------------------------------------------------------------
 # spectral normalisation with an optional "lower bound" mode
@@ -149,6 +149,9 @@ class ResnetEBM(nn.Module):
             raise ValueError(f"energy width must be >= 1, got {width}")
         if not n_blocks:   # None or 0: automatic
             n_blocks = 7 if image_size is None else max(1, min(7, int(math.log2(max(image_size // 2, 2)))))
+        elif image_size is not None and n_blocks > energy_depth(image_size):
+            raise ValueError(f"energy n_blocks={n_blocks} is too deep for {image_size} px images (each block halves "
+                             f"the {-(-image_size // 2)} px pooled input: at most {energy_depth(image_size)})")
         self.from_rgb = SNConv2d(2 * channels, width, 3, padding=1)
         widths = [width * min(2**i, 4) for i in range(n_blocks + 1)]
         self.blocks = nn.Sequential(*[EBMBlock(widths[i], widths[i + 1], slope) for i in range(n_blocks)])

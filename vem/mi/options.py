@@ -28,7 +28,13 @@ SCHEMAS: dict[str, dict] = {
 CONFIG_KEYS = {"vem": ("width", "n_blocks", "steps", "step_size", "step_ref_size", "noise_std", "alpha", "lr",
                        "on_nonfinite", "train_energy"),
                "vid": ("init_var",), "crd": ("nce_k", "nce_t", "nce_m", "feat_dim", "pool")}
-__all__ = ["ADDON_IDS", "SCHEMAS", "check_options", "config_schema"]
+__all__ = ["ADDON_IDS", "SCHEMAS", "check_options", "config_schema", "energy_depth"]
+
+
+def energy_depth(image_size: int) -> int:
+    """The most residual blocks VEM's energy network can have for ``image_size`` px images: it pools them to
+    ceil(size / 2) px, then each block halves that (rounding down) - to no less than 1 px."""
+    return (-(-image_size // 2)).bit_length() - 1
 
 
 def check_options(name: str, options: dict, where: str | None = None) -> None:
