@@ -247,6 +247,7 @@ def main(argv=None):
         (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
         (args.out / "gpu_check.md").write_text(markdown(report))
 
+    save()                            # the environment first: something comes back whatever happens next
     failed = []
     if "iterations" not in args.skip:
         report["iterations"] = []

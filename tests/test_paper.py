@@ -540,6 +540,36 @@ def test_gpu_check_reports_a_failed_part_with_its_logs(tmp_path, monkeypatch):
     assert "**iterations failed**" in md and "**workflow failed**" in md
 
 
+def test_gpu_check_script_installs_the_carried_wheels_and_runs_the_check(tmp_path):
+    """scripts/gpu-check.sh (the device side): no wheels -> one line saying what to do; with wheels, every one
+    installed into its own folder in one call, except SciPy where the interpreter's is older than 1.18 (here: a
+    deliberately broken scipy wheel, which pip would refuse), then benchmarks/gpu_check.py runs with the checkout
+    first on PYTHONPATH and the folder's commands on PATH."""
+    script = ROOT / "scripts" / "gpu-check.sh"
+    env = {**run_env(), "PYTHON": sys.executable, "GPU_CHECK_SITE": str(tmp_path / "site")}
+    empty = tmp_path / "none"
+    empty.mkdir()
+    res = subprocess.run(["bash", str(script), str(tmp_path / "o0")], capture_output=True, text=True,
+                         env={**env, "GPU_CHECK_WHEELS": str(empty)})
+    assert res.returncode == 2 and "run 'make gpu-wheels'" in res.stderr and "carry .whl" in res.stderr
+    pkg, wheels = tmp_path / "probe", tmp_path / "wheels"
+    (pkg / "gpu_check_probe").mkdir(parents=True)
+    (pkg / "gpu_check_probe" / "__init__.py").write_text("")
+    (pkg / "pyproject.toml").write_text('[project]\nname = "gpu-check-probe"\nversion = "1.0"\n'
+                                        '[project.scripts]\ngpu-check-probe = "gpu_check_probe:main"\n')
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+                    str(pkg)], check=True, capture_output=True)
+    (wheels / "scipy-1.17.1-cp312-cp312-manylinux_2_28_x86_64.whl").write_text("not a wheel")
+    res = subprocess.run(["bash", str(script), str(tmp_path / "out"), "--skip", "iterations", "--skip", "workflow"],
+                         capture_output=True, text=True, env={**env, "GPU_CHECK_WHEELS": str(wheels)})
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    site = tmp_path / "site"
+    assert (site / "gpu_check_probe").is_dir() and (site / "bin" / "gpu-check-probe").exists()
+    assert not (site / "scipy").exists()
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert report["environment"]["cuda_available"] is False and (tmp_path / "out" / "nvidia-smi.txt").exists()
+
+
 def test_gpu_check_refuses_bad_arguments_before_any_work(tmp_path):
     from benchmarks.gpu_check import main
 
