@@ -83,10 +83,10 @@ def stand_in_vgg16(path: Path) -> Path:
 
 # ---- part 1: iteration times -------------------------------------------------------------------------------
 def iteration_times(task: str, addons=ADDONS, iters: int = 10, device: str = "auto", sets=(), timeout: float = 300,
-                    log=print) -> list[dict]:
-    """One ``paper_iteration.py`` process for ``task`` (its own default device), every add-on in it; one dict per
-    add-on. ``sets``: ``key=value`` overrides passed on (the tests shrink the recipe with them). Raises on a failure
-    or after ``timeout`` seconds."""
+                    log=print) -> tuple[list[dict], str | None]:
+    """One ``paper_iteration.py`` process for ``task`` (its own default device), every add-on in it: one dict per
+    add-on it finished, and the error (None: all of them; a failure or ``timeout`` seconds keep the rows printed
+    before). ``sets``: ``key=value`` overrides passed on (the tests shrink the recipe with them)."""
     cmd = [sys.executable, str(ROOT / "benchmarks" / "paper_iteration.py"), "--task", task, "--addon", ",".join(addons),
            "--iters", str(iters), "--device", device]
     for s in sets:
@@ -94,24 +94,26 @@ def iteration_times(task: str, addons=ADDONS, iters: int = 10, device: str = "au
     t0 = time.perf_counter()
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+        out, err = res.stdout, None if res.returncode == 0 else \
+            f"paper_iteration.py --task {task} failed (rc {res.returncode}):\n{res.stderr[-3000:]}"
     except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"paper_iteration.py --task {task} timed out after {timeout:.0f} s:\n"
-                           f"{_text(e.stderr)[-3000:]}") from None
-    if res.returncode != 0:
-        raise RuntimeError(f"paper_iteration.py --task {task} failed (rc {res.returncode}):\n{res.stderr[-3000:]}")
-    got = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-    log(f"iteration times, {task}: {len(got)} add-ons in {time.perf_counter() - t0:.0f} s")
-    return got
+        out, err = _text(e.stdout), f"paper_iteration.py --task {task} timed out after {timeout:.0f} s:\n" \
+                                    f"{_text(e.stderr)[-3000:]}"
+    got = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    log(f"iteration times, {task}: {len(got)} of {len(addons)} add-ons in {time.perf_counter() - t0:.0f} s")
+    return got, err
 
 
 # ---- part 2: the workflow ----------------------------------------------------------------------------------
 def paper_workflow(work: Path, overrides: dict, cores: int = 1, targets=("results/table1.csv",), env=None,
-                   timeout: float = 1800, log=print) -> dict:
+                   timeout: float = 1800, logs_to: Path | None = None, log=print) -> dict:
     """``snakemake TARGETS`` for edges2shoes' Table 1 (the Original and OMGD + VEM, seed 0) in ``work``, whose
     ``resources/`` already holds the dataset (``resources/datasets/edges2shoes-r``) and the weights
     (``resources/weights``). Returns the wall seconds and the command; raises on a failure or after ``timeout``
-    seconds. Either way Snakemake's output is left in ``work/workflow.log`` and every job's log in
-    ``work/job_logs.txt``."""
+    seconds (then Snakemake and every job it started are stopped: its process group gets SIGTERM, SIGKILL 20 s
+    later). Snakemake's output goes to ``LOGS/workflow.log`` as it is printed, every job's log to
+    ``LOGS/job_logs.txt`` at the end (``logs_to``, default ``work``)."""
+    logs_to = logs_to or work
     cfg = work / "gpu_check.yaml"
     cfg.write_text(json.dumps({"tasks": ["edges2shoes"], "methods": ["omgd"], "addons": ["vem"], "seeds": [0],
                                "tables": [1], "overrides": overrides, "checkpoint_every": 0,
@@ -122,20 +124,68 @@ def paper_workflow(work: Path, overrides: dict, cores: int = 1, targets=("result
     cmd = [snakemake, "--cores", str(cores), "--scheduler", "greedy", "-s", str(ROOT / "Snakefile"), "-d",
            str(work), *targets, "--configfile", str(cfg)]
     t0 = time.perf_counter()
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        rc, text = res.returncode, res.stdout + res.stderr
-    except subprocess.TimeoutExpired as e:     # what it printed so far still comes back
-        rc, text = f"timed out after {timeout:.0f} s", _text(e.stdout) + _text(e.stderr)
+    with open(logs_to / "workflow.log", "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop_group(proc)
+            _stop_jobs_in(work)
+            rc = f"timed out after {timeout:.0f} s"
     wall = time.perf_counter() - t0
-    (work / "workflow.log").write_text(text)
+    text = (logs_to / "workflow.log").read_text(errors="replace")
     logs = sorted((work / "logs").rglob("*.log"))
-    (work / "job_logs.txt").write_text("".join(f"==> {f.relative_to(work)} <==\n{f.read_text(errors='replace')}\n"
-                                               for f in logs))
+    (logs_to / "job_logs.txt").write_text("".join(f"==> {f.relative_to(work)} <==\n{f.read_text(errors='replace')}\n"
+                                                  for f in logs))
     if rc != 0:
         raise RuntimeError(f"snakemake {' '.join(targets)} failed (rc {rc}) after {wall:.0f} s:\n{text[-4000:]}")
     log(f"workflow: {' '.join(targets)} in {wall:.0f} s")
     return {"wall_s": wall, "command": " ".join(cmd[1:])}
+
+
+def _stop_group(proc, grace: float = 20):
+    """SIGTERM to ``proc``'s process group (Snakemake and the jobs it started: they save and end), SIGKILL after
+    ``grace`` seconds."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _jobs_in(folder: Path) -> list[int]:
+    """The processes working in ``folder`` (Linux's /proc): a workflow's jobs, which Snakemake starts in sessions
+    of their own."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                pids.append(int(proc.name))
+        except OSError:
+            pass
+    return pids
+
+
+def _stop_jobs_in(folder: Path, grace: float = 20):
+    """Wait for a stopped Snakemake's jobs to end (it signals them as it stops); SIGKILL what is left after
+    ``grace`` seconds."""
+    import signal
+
+    deadline = time.time() + grace
+    while (pids := _jobs_in(folder.resolve())) and time.time() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _text(b) -> str:
@@ -208,8 +258,9 @@ def main(argv=None):
     ap.add_argument("--workflow-iters", type=int, default=100, help="the workflow's teacher and student iterations")
     ap.add_argument("--n-train", type=int, default=64, help="synthetic edges2shoes training pairs")
     ap.add_argument("--n-val", type=int, default=16, help="synthetic edges2shoes val (= test) pairs")
-    ap.add_argument("--task-timeout", type=int, default=150, help="seconds part 1 may take per task")
-    ap.add_argument("--workflow-timeout", type=int, default=420,
+    # the defaults, with the install and the set-up, end within a 10-minute command
+    ap.add_argument("--task-timeout", type=int, default=100, help="seconds part 1 may take per task")
+    ap.add_argument("--workflow-timeout", type=int, default=300,
                     help="seconds the workflow may take (its logs come back either way)")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="part 1's device")
@@ -252,14 +303,13 @@ def main(argv=None):
     if "iterations" not in args.skip:
         report["iterations"] = []
         for task in tasks:
-            try:
-                report["iterations"] += iteration_times(task, addons, args.iters, args.device, args.set,
-                                                        args.task_timeout, log=log)
-            except RuntimeError as e:     # the next task and the workflow part still run: each is its own finding
-                report["iterations_error"] = report.get("iterations_error", "") + str(e) + "\n"
+            rows, err = iteration_times(task, addons, args.iters, args.device, args.set, args.task_timeout, log=log)
+            report["iterations"] += rows
+            if err:                       # the next task and the workflow part still run: each is its own finding
+                report["iterations_error"] = report.get("iterations_error", "") + err + "\n"
                 if "iterations" not in failed:
                     failed.append("iterations")
-                log(str(e))
+                log(err)
             save()
     if "workflow" not in args.skip:
         import tempfile
@@ -271,7 +321,7 @@ def main(argv=None):
         stand_in_vgg16(work / "resources" / "weights" / VGG16)
         over = {**workflow_overrides(args.workflow_iters, min(args.n_val, 8)), **sets}
         try:
-            w = paper_workflow(work, over, cores=args.cores, timeout=args.workflow_timeout, log=log)
+            w = paper_workflow(work, over, cores=args.cores, timeout=args.workflow_timeout, logs_to=args.out, log=log)
             w.update(iters=args.workflow_iters, overrides=over, jobs=job_seconds(work),
                      metrics=[json.loads(p.read_text()) for p in sorted((work / "results").rglob("metrics.json"))])
             for m in w["metrics"]:
@@ -282,9 +332,6 @@ def main(argv=None):
             report["workflow_error"] = str(e)
             failed.append("workflow")
             log(str(e))
-        for name in ("workflow.log", "job_logs.txt"):
-            if (work / name).exists():
-                shutil.copy(work / name, args.out / name)
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
         save()

@@ -10,7 +10,10 @@ py=${1:-python3}
 dest=${2:-$repo/.whl}
 ver=${GPU_PYTHON:-3.12}
 mkdir -p "$dest"
-rm -f "$dest"/*.whl
+rm -f "$dest"/*.whl     # (DEST's own wheels too: give it a folder of its own)
+shopt -s nullglob
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 platforms=()
 for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
          manylinux1_x86_64; do
@@ -22,15 +25,16 @@ while read -r req; do
   if ! "$py" -m pip download -q --no-deps --only-binary=:all: --python-version "$ver" --implementation cp \
        "${platforms[@]}" -d "$dest" "$req" 2>/dev/null; then
     # no wheel on the index (an sdist alone): built here, which is right only for a pure-Python package
-    tmp=$(mktemp -d)
+    rm -rf "${tmp:?}"/*
     "$py" -m pip wheel -q --no-deps -w "$tmp" "$req"
-    for w in "$tmp"/*.whl; do
+    built=("$tmp"/*.whl)
+    [ ${#built[@]} -gt 0 ] || { echo "gpu-wheels: building $req gave no wheel" >&2; exit 1; }
+    for w in "${built[@]}"; do
       case "$w" in
         *-py3-none-any.whl|*-py2.py3-none-any.whl) mv "$w" "$dest"/ ;;
         *) echo "gpu-wheels: $req has no wheel for Python $ver and builds to $(basename "$w") here" >&2; exit 1 ;;
       esac
     done
-    rm -rf "$tmp"
   fi
 done < "$repo/envs/gpu-wheels.txt"
 "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$dest" "$repo"

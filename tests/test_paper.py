@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -526,9 +527,10 @@ def test_gpu_check_reports_a_failed_part_with_its_logs(tmp_path, monkeypatch):
 
     for k, v in run_env().items():
         monkeypatch.setenv(k, v)
-    out = tmp_path / "out"
+    out, work = tmp_path / "out", tmp_path / "w"
     with pytest.raises(SystemExit, match="iterations and workflow failed"):
-        main(["--out", str(out), "--tasks", "horse2zebra", "--task-timeout", "1", "--workflow-timeout", "15",
+        main(["--out", str(out), "--work", str(work), "--tasks", "horse2zebra", "--task-timeout", "1",
+              "--workflow-timeout", "15",
               "--n-train", "2", "--n-val", "2", "--cores", "1", "--set", "data.load_size=40",
               "--set", "data.crop_size=32", "--set", "teachers.original.num_downs=5"])
     report = json.loads((out / "gpu_check.json").read_text())
@@ -538,6 +540,14 @@ def test_gpu_check_reports_a_failed_part_with_its_logs(tmp_path, monkeypatch):
     assert "==> logs/prepare_data/edges2shoes.log <==" in (out / "job_logs.txt").read_text()
     md = (out / "gpu_check.md").read_text()
     assert "**iterations failed**" in md and "**workflow failed**" in md
+    left = []                               # the timed-out workflow's jobs were stopped with it
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(work) in os.readlink(proc / "cwd"):
+                left.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+        except OSError:
+            pass
+    assert left == []                       # (the check itself: an independent scan of /proc)
 
 
 def test_gpu_check_script_installs_the_carried_wheels_and_runs_the_check(tmp_path):
@@ -567,7 +577,8 @@ def test_gpu_check_script_installs_the_carried_wheels_and_runs_the_check(tmp_pat
     assert (site / "gpu_check_probe").is_dir() and (site / "bin" / "gpu-check-probe").exists()
     assert not (site / "scipy").exists()
     report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
-    assert report["environment"]["cuda_available"] is False and (tmp_path / "out" / "nvidia-smi.txt").exists()
+    assert report["environment"]["cuda_available"] == torch.cuda.is_available()
+    assert (tmp_path / "out" / "nvidia-smi.txt").exists()
 
 
 def test_gpu_check_refuses_bad_arguments_before_any_work(tmp_path):
