@@ -42,43 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 TASKS = ("edges2shoes", "horse2zebra")
 ADDONS = ("none", "vid", "crd", "vem")
-INCEPTION = "pt_inception-2015-12-05-6726825d.pth"   # the file names the weight rules look for in resources/
-VGG16 = "vgg16-397923af.pth"
-
-
-# ---- stand-ins ---------------------------------------------------------------------------------------------
-def stand_in_inception(path: Path) -> Path:
-    """clean-fid's legacy (pytorch-fid) Inception architecture with seeded random weights, saved at ``path``."""
-    import cleanfid.inception_pytorch as ip
-    import torch
-
-    torch.manual_seed(0)
-    with torch.device("cpu"):
-        net = ip._inception_v3(num_classes=1008, aux_logits=False, pretrained=False)
-        net.Mixed_5b = ip.FIDInceptionA(192, pool_features=32)
-        net.Mixed_5c = ip.FIDInceptionA(256, pool_features=64)
-        net.Mixed_5d = ip.FIDInceptionA(288, pool_features=64)
-        net.Mixed_6b = ip.FIDInceptionC(768, channels_7x7=128)
-        net.Mixed_6c = ip.FIDInceptionC(768, channels_7x7=160)
-        net.Mixed_6d = ip.FIDInceptionC(768, channels_7x7=160)
-        net.Mixed_6e = ip.FIDInceptionC(768, channels_7x7=192)
-        net.Mixed_7b = ip.FIDInceptionE_1(1280)
-        net.Mixed_7c = ip.FIDInceptionE_2(2048)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(net.state_dict(), path)
-    return path
-
-
-def stand_in_vgg16(path: Path) -> Path:
-    """torchvision's VGG16 with seeded random weights, saved at ``path``."""
-    import torch
-    from torchvision.models import vgg16
-
-    torch.manual_seed(0)
-    with torch.device("cpu"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(vgg16(weights=None).state_dict(), path)
-    return path
 
 
 # ---- part 1: iteration times -------------------------------------------------------------------------------
@@ -276,7 +239,8 @@ def main(argv=None):
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(args, name)})")
     if args.n_val < 2:
         raise SystemExit(f"--n-val must be >= 2 (got {args.n_val}): a val score needs two images")
-    from benchmarks.paper_iteration import parse_set, synthetic_dataset
+    from benchmarks.paper_iteration import parse_set
+    from benchmarks.stand_ins import INCEPTION, VGG16, stand_in_inception, stand_in_vgg16, synthetic_dataset
 
     sets = parse_set(args.set)     # a malformed one is refused before any work
     tasks, addons = args.tasks.split(","), args.addons.split(",")

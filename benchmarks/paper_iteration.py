@@ -20,65 +20,26 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def synthetic_dataset(task: str, root: Path, n_train: int = 16, n_val: int = 2, n_listed: int | None = None) -> Path:
-    """Random images in the real dataset's layout and size (edges2shoes-r: 256x512 AB pairs; CycleGAN: 256x256
-    per side) under ``root``; its folder. ``n_listed`` (>= ``n_train``) training files per side, the ones past
-    ``n_train`` hard links to the first: a task index as long as CRD's memory bank needs (its ``nce_k`` negatives
-    are drawn from the training set's size) without writing that many images."""
-    from vem.data.paper_datasets import DATASET_OF
-
-    d = root / DATASET_OF[task]
-    rng = np.random.default_rng(0)
-    n_listed = max(n_train, n_listed or 0)
-
-    def save(path, arr):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(arr).save(path)
-
-    def listed(folder: Path, name):
-        for i in range(n_train, n_listed):
-            os.link(folder / name(i % n_train), folder / name(i))
-
-    if task in ("edges2shoes",):
-        for split, n in (("train", n_train), ("val", n_val)):
-            for i in range(n):
-                save(d / split / f"{i}_AB.jpg", rng.integers(0, 256, (256, 512, 3), dtype=np.uint8))
-        listed(d / "train", lambda i: f"{i}_AB.jpg")
-    elif task in ("horse2zebra", "summer2winter"):
-        for folder, n in (("trainA", n_train), ("trainB", n_train), ("testA", n_val), ("testB", n_val)):
-            for i in range(n):
-                save(d / folder / f"{i}.jpg", rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
-        for folder in ("trainA", "trainB"):
-            listed(d / folder, lambda i: f"{i}.jpg")
-    else:
-        raise SystemExit(f"--task must be edges2shoes, horse2zebra or summer2winter (got {task})")
-    (d / ".complete").write_text("synthetic\n")
-    return d
-
-
 def parse_set(items) -> dict:
-    """``["key=value", ...]`` -> ``{key: value}``, each value read as YAML (numbers, booleans, null, lists)."""
-    import yaml
+    """``["key=value", ...]`` -> ``{key: value}``, each value read as ``python -m vem ... --set`` reads it."""
+    from vem.config import override_value
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"--set wants key=value (got {item!r})")
-        out[key] = yaml.safe_load(value)
+        out[key] = override_value(value)
     return out
 
 
@@ -100,9 +61,8 @@ def main():
     dev = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     if dev == "cuda":
         torch.set_default_device("cuda")
-    from torchvision.models import vgg16
-
     import baselines.omgd.train as omgd
+    from benchmarks.stand_ins import stand_in_vgg16, synthetic_dataset
     from benchmarks.timing import TimedContext, median_after_warmup
     from vem.config import resolve
     from vem.data.folders import prepare_paper_task
@@ -123,9 +83,7 @@ def main():
     n_listed = 2 * (cfg["addon"]["crd"]["nce_k"] + 1) if "crd" in addons else None
     root = synthetic_dataset(args.task, tmp, n_listed=n_listed)
     prepare_paper_task(args.task, root, tmp / f"{args.task}.json", log=lambda m: None)
-    with torch.device("cpu"):
-        torch.manual_seed(0)
-        torch.save(vgg16(weights=None).state_dict(), tmp / "vgg16.pth")
+    stand_in_vgg16(tmp / "vgg16.pth")
     data = open_task_data(tmp / f"{args.task}.json", args.task, cfg, seed=0)
     inputs = {"perceptual": tmp / "vgg16.pth"}
     if not paired:

@@ -381,7 +381,7 @@ def _vem(*args, cwd=ROOT):
 def test_paper_real_stats_with_stand_in_inception(tmp_path):
     """CycleGAN real statistics: every real target-domain image (train + held-out val + test), Inception
     features in the recorded mode; without the weights file one line says which file and both ways."""
-    from benchmarks.gpu_check import stand_in_inception
+    from benchmarks.stand_ins import stand_in_inception
 
     make_cyclegan(tmp_path / "horse2zebra", n=(14, 13, 3, 2))
     index = tmp_path / "h.json"

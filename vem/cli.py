@@ -76,17 +76,11 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def _overrides(args) -> dict:
-    import yaml
+    from .config import override_value
 
     ov = dict(getattr(args, "overrides", None) or {})
     for k, v in getattr(args, "set", None) or []:
-        val = yaml.safe_load(v)
-        if isinstance(val, str):  # YAML 1.1 reads "1e38" as a string; a number was meant
-            try:
-                val = float(val)
-            except ValueError:
-                pass
-        ov[k] = val
+        ov[k] = override_value(v)
     return ov
 
 

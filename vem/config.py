@@ -121,6 +121,18 @@ def _coerce(key: str, old, new):
     return new
 
 
+def override_value(text: str):
+    """A ``--set KEY=VALUE`` value: read as YAML (numbers, booleans, null, lists), and a string that reads as a
+    number taken as that number (YAML 1.1 reads "1e38" or "2e-4" as strings; a number was meant)."""
+    val = yaml.safe_load(text)
+    if isinstance(val, str):
+        try:
+            return float(val)
+        except ValueError:
+            pass
+    return val
+
+
 def unflatten(overrides: dict) -> dict:
     """{"omgd.iters": 5} -> {"omgd": {"iters": 5}}; nested mappings pass through."""
     out: dict = {}

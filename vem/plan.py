@@ -23,7 +23,7 @@ from .config import ConfigError, method_kinds, resolve
 from .data.tasks import get_task
 from .methods import get_method, label, method_ids
 from .mi.registry import canonical
-from .tuning import LAMBDA, TRIAL_ARM, fixed_dims_removed, sample_trials
+from .tuning import LAMBDA, TRIAL_ARM, fixed_dims_removed, nulled_dims, sample_trials
 
 # arms: a run's last stage with extra overrides, ``+<arm>`` after its lambda (``vem_lam0.1+nodistill/seed0``)
 ARMS = {"nodistill": "the method's own distillation terms switched off (its distill_keys set to 0)",
@@ -399,8 +399,7 @@ class Plan:
         task kind, and every trial's configuration resolves and passes its checks on every task it may reach
         (the tuning task and, once chosen, every task of that kind)."""
         c = self.tuning = fixed_dims_removed(self.config.get("tuning") or {})
-        raw_space = (self.config.get("tuning") or {}).get("space") or {}
-        nulled = {a: [k for k, v in (dims or {}).items() if v is None and k != LAMBDA] for a, dims in raw_space.items()}
+        nulled = nulled_dims(self.config.get("tuning") or {})
         self.trials: dict[str, list[dict]] = {}
         self.tuned_addons: list[str] = []
         if not c.get("tasks"):
@@ -425,20 +424,22 @@ class Plan:
         for a in self.tuned_addons:
             if a not in (c.get("space") or {}):
                 raise ConfigError(f"tuning.addons: {a!r} has no search space (tuning.space.{a})")
-            if not c["space"][a] and raw_space.get(a):
+            if not c["space"][a] and nulled.get(a):
                 raise ConfigError(f"tuning.space.{a}: every dimension is null; leave {a} out of tuning.addons "
                                   "instead")
             try:
                 self.trials[a] = sample_trials(a, c["space"][a], c["trials"], c.get("sampler_seed", 0))
             except ValueError as e:
                 raise ConfigError(str(e)) from None
+        # the config keys left out of a space (lambda_mi is the run's, no config key) must be ones (not typos)
+        left_out = {a: [k for k in nulled.get(a, []) if k != LAMBDA] for a in self.tuned_addons}
         for m in c["methods"]:
             for task in self.methods[m]:
                 if get_task(task).kind not in kinds:
                     continue
-                base = resolve(task, self.overrides, m) if any(nulled.get(a) for a in self.tuned_addons) else {}
+                base = resolve(task, self.overrides, m) if any(left_out.values()) else {}
                 for a in self.tuned_addons:
-                    for key in nulled.get(a, []):          # a dimension left out must be one (not a typo)
+                    for key in left_out[a]:
                         node = base
                         for part in key.split("."):
                             node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING

@@ -74,6 +74,11 @@ def fixed_dims_removed(tuning: dict) -> dict:
                                 for a, dims in tuning["space"].items()}}
 
 
+def nulled_dims(tuning: dict) -> dict[str, list[str]]:
+    """Per add-on, the space's dimensions set to null (those ``fixed_dims_removed`` leaves out)."""
+    return {a: [k for k, v in (dims or {}).items() if v is None] for a, dims in (tuning.get("space") or {}).items()}
+
+
 def sample_trials(addon: str, space: dict, n: int, seed: int) -> list[dict]:
     """``n`` trials of an add-on: ``[{}, {key: value, ...}, ...]``; trial 0 = the configured values.
     The same (addon, space, n, seed) always gives the same trials; each add-on has a stream of its own."""
