@@ -209,9 +209,14 @@ def test_keys_of_another_kind_apply_to_that_kind_only():
         resolve("fmnist_edges2shoes", {"omgd.teacher.nope": 3}, method="omgd")
 
 
-def test_gt_positive_impossible_for_unpaired():
+def test_gt_positive_impossible_without_targets():
     with pytest.raises(ConfigError, match="unpaired"):
         resolve("fmnist_sneaker2boot", {"addon.positive": "gt"})
+    # an unconditional task has no ground-truth image for a latent either (was accepted and silently ignored)
+    for task, method, scale in (("fmnist_uncond", "gcc", "mini"), ("celeba", "gcc", "paper"),
+                                ("fmnist_uncond_sg2", "cagc", "mini")):
+        with pytest.raises(ConfigError, match=f"positive 'gt' is impossible for the unconditional task {task}"):
+            resolve(task, {"addon.positive": "gt"}, method=method, scale=scale)
     assert resolve("fmnist_edges2shoes", {"addon.positive": "teacher"})["addon"]["positive"] == "teacher"
 
 

@@ -207,3 +207,29 @@ def test_ffhq_configuration_and_its_checks():
         resolve("celeba", {"teachers.original.source": "cagc/stylegan2/ffhq256"})
     with pytest.raises(ConfigError, match="no released teacher"):
         resolve("ffhq", {"teachers.original.source": "cagc/stylegan2/ffhq1024"})
+
+
+def test_content_mask_resizes_as_cagcs_pruning_or_its_distillation():
+    """The parse (512 px) is resized to the image: antialiased for the pruning score (PIL's bilinear), plain
+    bilinear for the distillation's masks (Get_Masked_Tensor); both thresholded at 0.5."""
+    import torch.nn.functional as F
+
+    from vem.models.faceparse import PARSE_SIZE, FaceParser
+
+    g = torch.Generator().manual_seed(0)
+    labels = (torch.rand(1, 1, PARSE_SIZE // 4, PARSE_SIZE // 4, generator=g) < 0.5).float()
+    face = F.interpolate(labels, size=(PARSE_SIZE, PARSE_SIZE), mode="nearest")   # 4x4 blocks of face / background
+
+    class Fixed(FaceParser):
+        def forward(self, x):
+            logits = torch.zeros(len(x), 19, PARSE_SIZE, PARSE_SIZE)
+            logits[:, 0] = 1 - face[0, 0]          # background where not face
+            logits[:, 17] = face[0, 0]             # hair
+            return logits
+
+    img = torch.zeros(1, 3, 96, 96)
+    parser = Fixed().eval()
+    for antialias in (True, False):
+        want = (F.interpolate(face, size=(96, 96), mode="bilinear", align_corners=False, antialias=antialias) > 0.5)
+        assert torch.equal(parser.content_mask(img, antialias=antialias), want.float())
+    assert not torch.equal(parser.content_mask(img, antialias=True), parser.content_mask(img, antialias=False))

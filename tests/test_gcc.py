@@ -109,7 +109,7 @@ def test_gate_is_a_hard_mask_with_a_straight_through_gradient():
     y = gate(x)
     torch.testing.assert_close(y[:, 0], x[:, 0])
     assert torch.equal(y[:, 1], torch.zeros_like(y[:, 1]))        # below the threshold: off
-    torch.testing.assert_close(y[:, 2], x[:, 2])                   # at the threshold: on (alpha >= threshold)
+    torch.testing.assert_close(y[:, 2], x[:, 2] / 2)               # at it: (sign(0) + 1) / 2, GCC's Mask
     y.sum().backward()
     # d/d alpha_c of sum(x * mask_c) with d mask / d alpha = 1: the channel's sum, also for the closed gate
     torch.testing.assert_close(gate.alpha.grad, x.sum(dim=(0, 2, 3)))
@@ -327,3 +327,107 @@ def test_gcc_configuration_checks():
     g = resolve(TASK, {}, "gcc")["gcc"]
     assert (s["target_macs"], s["pretrain"], s["iters"]) == (g["target_macs"], g["pretrain"], g["iters"])
     assert not s["online_teacher"] and not s["gated_d"] and s["lambda_content"] == s["lambda_gram"] == 0
+
+
+def test_gcc_init_leaves_spectrally_normalised_convs_at_pytorchs_default():
+    """GCC's init_weights skips the SN-wrapped convs (their ``weight`` deleted by the wrapper), draws the other
+    conv weights N(0, 0.02) with zero biases, BN weights N(1, 0.02) and BN biases N(0, 1)."""
+    from vem.models import build, init_weights, record
+    from vem.models.sagan import SAGANDiscriminator
+
+    torch.manual_seed(0)
+    for net in (build(record("sagan", in_nc=128, out_nc=3, ngf=64, image_size=64)), SAGANDiscriminator(3, 64, 64)):
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        init_weights(net, "gcc")
+        after = net.state_dict()
+        sn = [k for k in after if ".parametrizations.weight.original" in k]
+        assert len(sn) == 4
+        for k in sn:      # the SN conv's weight and bias as PyTorch's reset_parameters left them
+            conv = k.split(".parametrizations")[0]
+            assert torch.equal(after[k], before[k]) and torch.equal(after[f"{conv}.bias"], before[f"{conv}.bias"])
+        plain = [k[:-len(".weight")] for k, v in after.items() if k.endswith(".weight") and v.dim() == 4]
+        assert plain      # the attention's 1x1 convs and the last layer
+        for m in plain:
+            w = after[f"{m}.weight"]
+            assert abs(float(w.std()) - 0.02) < 0.004 and not torch.equal(w, before[f"{m}.weight"])
+            assert not after[f"{m}.bias"].any()
+        bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        if bns:
+            w, b = torch.cat([m.weight.detach() for m in bns]), torch.cat([m.bias.detach() for m in bns])
+            assert abs(float(w.mean()) - 1) < 0.005 and abs(float(w.std()) - 0.02) < 0.003
+            assert abs(float(b.std()) - 1) < 0.1       # init.normal_(bias, 0.0): the default std 1
+    with pytest.raises(ValueError, match="unknown init 'gcx'"):
+        init_weights(torch.nn.Conv2d(1, 1, 1), "gcx")
+
+
+def _gcc_list(net) -> list:
+    """GCC's SAGANModel parameter list, written from its rule: for every module in named_modules() that is a
+    Conv2d, ConvTranspose2d, BatchNorm2d, SpectralNorm or Self_Attn, its parameters() (a SpectralNorm wrapper's
+    include the wrapped conv's, which the walk then visits again; so do an attention module's convs)."""
+    from vem.models.sagan import ChannelGate, SelfAttention
+
+    out = []
+    for m in net.modules():
+        if isinstance(m, ChannelGate):
+            continue
+        sn = isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and hasattr(m, "parametrizations")
+        if sn:   # the wrapper (weight_bar, bias), then the wrapped conv itself (the same tensors)
+            out += [m.parametrizations.weight.original, m.bias] * 2
+        elif isinstance(m, SelfAttention):
+            out += list(m.parameters())
+        elif isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.BatchNorm2d)):
+            out += list(m.parameters())
+    return out
+
+
+def test_duplicated_parameters_take_two_adam_updates_as_torchs_adam_on_gccs_list():
+    import warnings
+
+    from baselines.gcc.train import _Adam, listed_twice
+    from vem.models import build, record
+    from vem.models.sagan import SAGANDiscriminator
+
+    torch.manual_seed(0)
+    G = build(record("sagan", in_nc=16, out_nc=1, ngf=4, image_size=32))
+    D = SAGANDiscriminator(1, 4, 32, gated=True)
+    for net, params in ((G, list(G.parameters())), (D, D.weight_parameters())):
+        gcc = _gcc_list(net)
+        assert {id(p) for p in gcc} == {id(p) for p in params}
+        twice = listed_twice(net)
+        counts = {}
+        for p in gcc:
+            counts[id(p)] = counts.get(id(p), 0) + 1
+        assert {i for i, n in counts.items() if n == 2} == {id(p) for p in twice} and max(counts.values()) == 2
+        ref_net = __import__("copy").deepcopy(net)
+        ref_gcc = _gcc_list(ref_net)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # torch warns of the duplicates (GCC's list has them)
+            ref = torch.optim.Adam(ref_gcc, lr=1e-3, betas=(0.0, 0.9), foreach=False)
+        ours = _Adam(params, twice, lr=1e-3, betas=(0.0, 0.9))
+        x = torch.randn(4, 16, 1, 1) if net is G else torch.randn(4, 1, 32, 32)
+        for _ in range(3):
+            for n_, opt in ((net, ours), (ref_net, ref)):
+                opt.zero_grad(set_to_none=True)
+                n_(x).square().mean().backward()
+                opt.step()
+        for (k, a), b in zip(net.state_dict().items(), ref_net.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-7, msg=k)
+        once = _Adam(params, [], lr=1e-3, betas=(0.0, 0.9))
+        assert set(once.named("opt_g")) == {"opt_g"} and set(ours.named("opt_g")) == {"opt_g", "opt_g_twice"}
+
+
+def test_pruning_threshold_is_signed_as_gccs_scale_prune():
+    from baselines.gcc.train import bisect_widths, widths_at
+    from vem.models import build, record
+
+    G = build(record("sagan", in_nc=8, out_nc=1, ngf=4, image_size=32))
+    with torch.no_grad():
+        for bn, g in zip(G.bn_layers(), ([0.5, -0.9, 0.3, -0.4, 0.2, 0.1, -0.05, 0.6, 0.7, -0.8, 0.9, 0.05, 0.4,
+                                          -0.3, 0.2, 0.1], [0.3, -0.6] * 4, [-0.7, 0.8, 0.1, 0.2])):
+            bn.weight.copy_(torch.tensor(g))
+    # gamma > t, signed: a strongly negative scale is pruned (|gamma| would keep it)
+    assert widths_at(G, 0.25) == [6, 4, 1]          # |gamma| > 0.25 would keep [10, 8, 2]
+    assert widths_at(G, -0.5) == [14, 4, 3]
+    (widths, _, t), trace = bisect_widths(G, lambda w: sum(w), target=11, tol=0, max_steps=60)
+    assert widths == [6, 4, 1] and 0.2 <= t < 0.3
+    assert trace[0]["threshold"] == pytest.approx((-0.9 + 0.3) / 2)     # between the signed bounds

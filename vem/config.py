@@ -294,8 +294,9 @@ def image_size(cfg: dict) -> int:
 
 def _check_shared(cfg: dict) -> None:
     check({k: v for k, v in cfg.items() if k not in ("task", "scale", "kind")}, SHARED_SCHEMA)
-    if cfg["addon"]["positive"] == "gt" and cfg["kind"] == "unpaired":
-        raise ConfigError(f"addon.positive 'gt' is impossible for the unpaired task {cfg['task']}; use 'teacher'")
+    if cfg["addon"]["positive"] == "gt" and cfg["kind"] != "paired":   # unpaired, unconditional: no target image
+        raise ConfigError(f"addon.positive 'gt' is impossible for the {cfg['kind']} task {cfg['task']} (no "
+                          "ground-truth image per input); use 'teacher'")
     orig = cfg["teachers"]["original"]
     for role, t in cfg["teachers"].items():
         check_teacher(t, f"teachers.{role}", cfg["kind"])

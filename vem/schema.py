@@ -55,7 +55,7 @@ BACKBONE_IDS = ("unet", "unet_deepest", "resnet", "mobile_resnet", "mobile_deepe
 TEACHER = section({
     "source": {"type": "string", "pattern": r"^(train|[a-z_]+/[a-z0-9_]+/[a-z0-9_-]+)$"},
     "arch": choice(*BACKBONE_IDS), "ngf": integer(1), "num_downs": integer(5), "n_blocks": integer(1),
-    "norm": choice(*NORMS), "init": choice("default", "normal"),
+    "norm": choice(*NORMS), "init": choice("default", "normal", "gcc"),
     "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "decay_from": FRACTION,
     "gan_mode": choice("lsgan", "hinge", "vanilla"), "lambda_rec": NONNEG, "lambda_idt": NONNEG,
     "ndf": integer(1), "n_layers_d": integer(1), "norm_d": choice(*NORMS), "pool_size": integer(0),

@@ -29,9 +29,10 @@ def ink_mask(img: torch.Tensor, ink: int) -> torch.Tensor:
     return (((img + 1) / 2 * 255) > ink).any(1, keepdim=True).to(img.dtype)
 
 
-def content_of_interest(ctx):
+def content_of_interest(ctx, for_distillation: bool = False):
     """The content-mask function of the configured ``content``: ``ink`` (mini) or ``face`` (paper: BiSeNet's
-    parse, every class but background and cloth; the ``face_parser`` input)."""
+    parse, every class but background and cloth; the ``face_parser`` input), its parse resized to the image as
+    CAGC's pruning (antialiased, PIL) or, ``for_distillation``, as its KD masks (plain bilinear)."""
     c = ctx.section
     if c["content"] == "ink":
         return lambda img: ink_mask(img, c["ink"])
@@ -39,7 +40,8 @@ def content_of_interest(ctx):
 
     if "face_parser" not in ctx.inputs:
         raise ValueError(f"cagc content 'face' needs the face parser (--input face_parser=PATH) for {ctx.spec.id}")
-    return load_face_parser(ctx.inputs["face_parser"]).content_mask
+    parser = load_face_parser(ctx.inputs["face_parser"])
+    return lambda img: parser.content_mask(img, antialias=not for_distillation)
 
 
 def salt_and_pepper_loss(img: torch.Tensor, mask: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
@@ -148,7 +150,7 @@ def distill(ctx) -> tuple[dict, list]:
     D = StyleGAN2Discriminator(**orig["discriminator"]["kwargs"])
     D.load_state_dict(orig["discriminator"]["state_dict"])
     distance = ctx.lpips()
-    content = content_of_interest(ctx)
+    content = content_of_interest(ctx, for_distillation=True)
     scorer = ctx.scorer()
     addon = ctx.build_addon(spec.out_channels, ctx.image_size, data.n("train", "A"))
     opt_g = sg.lazy_adam(list(student.parameters()) + addon.student_parameters(), c["lr"], c["g_reg_every"])

@@ -17,7 +17,10 @@ Stages (training code in ``baselines.gcc.train``):
   gates alone move in an architecture step on a second batch: loss = |d_s - d_t| + L_real + L_fake with the
   student's gap d_s = |L_Gfake - L_fake| and the teacher's gap d_t smoothed by an EMA (factor 1 - epoch /
   epochs). The gate threshold is 0.5 as in GCC's SAGAN code (its script's ``--threshold 0.1`` never reaches
-  the SAGAN discriminator); ``gate_threshold`` takes 0.1 as an option.
+  the SAGAN discriminator); ``gate_threshold`` takes 0.1 as an option. GCC's code hands the online-distilling
+  student's and the gated discriminator's optimisers the spectrally normalised and attention convolutions'
+  parameters twice (``train.listed_twice``): two Adam updates per step for those, as the code does
+  (``duplicate_params: true``); ``false`` updates each once.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class GCC(Method):
         "max_bisection_steps": integer(1),
         "teacher": section({"ngf": integer(1), "ndf": integer(1)}), "online_teacher": BOOL,
         "ndf": integer(1), "gated_d": BOOL, "gate_threshold": number(exclusive_minimum=0, maximum=1),
-        "arch_lr": POSITIVE,
+        "arch_lr": POSITIVE, "duplicate_params": BOOL,
         "iters": integer(1), "batch": integer(1), "lr": POSITIVE, "lr_d": POSITIVE, "beta1": BETA, "beta2": BETA,
         "lambda_content": NONNEG, "lambda_gram": NONNEG, "lambda_l1": NONNEG, "g_taps": TAPS, "d_taps": TAPS,
         "eval_every": integer(1),

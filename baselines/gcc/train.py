@@ -16,7 +16,7 @@ from torch import nn
 from vem.losses import gan_loss
 from vem.metrics.cost import count_macs, count_macs_thop_legacy
 from vem.models import build, init_weights, load_generator, record
-from vem.models.sagan import SAGANDiscriminator
+from vem.models.sagan import SAGANDiscriminator, SelfAttention
 from vem.train import best_snapshot, check_finite, snapshot_weights, train_teacher
 from vem.utils import seed_all
 
@@ -39,17 +39,18 @@ def pretrain(ctx) -> tuple[dict, list]:
 
 
 def widths_at(G, threshold: float) -> list[int]:
-    """Channels kept per BN'd layer at a global threshold: |gamma| > threshold (at least one: the bisection's
-    upper bound, the smallest per-layer maximum, keeps one; this covers a threshold rounded onto it)."""
-    return [max(1, int((bn.weight.detach().abs() > threshold).sum())) for bn in G.bn_layers()]
+    """Channels kept per BN'd layer at a global threshold: gamma > threshold, signed as in GCC's ``scale_prune``
+    (at least one: the bisection's upper bound, the smallest per-layer maximum, keeps one; this covers a threshold
+    rounded onto it)."""
+    return [max(1, int((bn.weight.detach() > threshold).sum())) for bn in G.bn_layers()]
 
 
 def bisect_widths(G, macs, target: float, tol: float, max_steps: int) -> tuple[tuple, list[dict]]:
-    """GCC's scale_prune bisection: a global |gamma| threshold between the global minimum and the smallest
+    """GCC's scale_prune bisection: a global (signed) gamma threshold between the global minimum and the smallest
     per-layer maximum (no layer is emptied), moved up while the rebuilt generator's MACs (``macs(widths)``)
     exceed ``target`` and down otherwise, until they are within ``tol`` of it (or no threshold is left in
     between). Returns (widths, MACs, threshold) of the closest width set not above target + tol, and the trace."""
-    gammas = [bn.weight.detach().abs() for bn in G.bn_layers()]
+    gammas = [bn.weight.detach() for bn in G.bn_layers()]
     lo, hi = float(torch.cat(gammas).min()), float(min(g.max() for g in gammas))
     trace, best = [], None
     for step in range(1, max_steps + 1):
@@ -154,6 +155,47 @@ def architecture_step(D, D_t, G_s, G_t, z, real, aux, opt_arch, beta: float) -> 
             "active_channels": active}
 
 
+def listed_twice(net: nn.Module) -> list[nn.Parameter]:
+    """The parameters GCC's code hands its optimiser twice: its SAGANModel builds the online-distilling student's
+    (and the gated discriminator's) parameter list from ``named_modules()``, adding those of every SpectralNorm
+    and Self_Attn module *and* of the convolutions inside them; Adam then updates each twice per ``step()``
+    with the same gradient. Here: the spectrally normalised convolutions' and the attention's q/k/v
+    convolutions' parameters (BatchNorm, the last layer and the attention's gamma are listed once)."""
+    out = []
+    for m in net.modules():
+        if isinstance(m, SelfAttention):
+            out += [*m.query_conv.parameters(), *m.key_conv.parameters(), *m.value_conv.parameters()]
+        elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and getattr(m, "parametrizations", None) is not None:
+            out += list(m.parameters())
+    return out
+
+
+class _Adam:
+    """Adam over ``params`` in which the parameters in ``twice`` take two updates per ``step()`` (GCC's
+    duplicated list, ``listed_twice``): each repeated update uses the same gradient and the moments and step
+    count the first one left, as torch's Adam does for a parameter listed twice. Two optimisers underneath."""
+
+    def __init__(self, params: list, twice: list, **kw):
+        ids = {id(p) for p in twice}
+        self.once = torch.optim.Adam([p for p in params if id(p) not in ids], **kw)
+        self.twice = torch.optim.Adam(list(twice), **kw) if twice else None
+
+    def named(self, name: str) -> dict:
+        """The optimisers under their names in the loop's resume state."""
+        return {name: self.once, **({f"{name}_twice": self.twice} if self.twice else {})}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in (self.once, self.twice):
+            if o is not None:
+                o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.once.step()
+        if self.twice is not None:
+            self.twice.step()
+            self.twice.step()
+
+
 def distill(ctx) -> tuple[dict, list]:
     spec, c, seed, data = ctx.spec, ctx.section, ctx.seed, ctx.data
     seed_all(seed)
@@ -161,16 +203,17 @@ def distill(ctx) -> tuple[dict, list]:
     p = c["pretrain"]
     s_rec = record("sagan", in_nc=spec.in_channels, out_nc=spec.out_channels, ngf=p["ngf"], image_size=spec.size,
                    widths=pruned["widths"])
-    student = init_weights(build(s_rec), "normal")        # re-initialised: GCC inherits no weights
+    init = p["init"]                                       # the SAGAN recipe's (GCC's init_weights: "gcc")
+    student = init_weights(build(s_rec), init)            # re-initialised: GCC inherits no weights
     D = init_weights(SAGANDiscriminator(spec.out_channels, c["ndf"], spec.size, gated=c["gated_d"],
-                                        threshold=c["gate_threshold"]), "normal")
+                                        threshold=c["gate_threshold"]), init)
     online = c["online_teacher"]
     state = {"student": student, "D": D}
     if online:     # GCC: the teacher trains from scratch beside the student, on the same batches
         t_rec = record("sagan", in_nc=spec.in_channels, out_nc=spec.out_channels, ngf=c["teacher"]["ngf"],
                        image_size=spec.size)
-        G_t = init_weights(build(t_rec), "normal")
-        D_t = init_weights(SAGANDiscriminator(spec.out_channels, c["teacher"]["ndf"], spec.size), "normal")
+        G_t = init_weights(build(t_rec), init)
+        D_t = init_weights(SAGANDiscriminator(spec.out_channels, c["teacher"]["ndf"], spec.size), init)
         state.update(G_t=G_t, D_t=D_t)
     else:          # Slimming: no teacher, no add-on
         if ctx.addon != "none":
@@ -181,15 +224,16 @@ def distill(ctx) -> tuple[dict, list]:
         aux = _Aux(_tap_widths(student, spec.in_channels, g_taps), _tap_widths(G_t, spec.in_channels, g_taps))
     else:
         g_taps, aux = [], _Aux({}, {})
-    init_weights(aux, "normal")
+    # the 1x1 transforms keep PyTorch's default initialisation: GCC builds them outside netG's init_weights
     scorer = ctx.scorer()
     addon = ctx.build_addon(spec.out_channels, ctx.image_size, data.n("train", "A"))
     betas = (c["beta1"], c["beta2"])
-    opt_g = torch.optim.Adam(list(student.parameters()) + list(aux.parameters()) + addon.student_parameters(),
-                             lr=c["lr"], betas=betas)
-    opt_d = torch.optim.Adam(D.weight_parameters(), lr=c["lr_d"], betas=betas)
+    twice = c["duplicate_params"]
+    opt_g = _Adam(list(student.parameters()) + list(aux.parameters()) + addon.student_parameters(),
+                  listed_twice(student) if twice and online else [], lr=c["lr"], betas=betas)
+    opt_d = _Adam(D.weight_parameters(), listed_twice(D) if twice and c["gated_d"] else [], lr=c["lr_d"], betas=betas)
     gates = [g.alpha for g in D.gates()]
-    state.update(aux=aux, addon=addon, opt_g=opt_g, opt_d=opt_d)
+    state.update(aux=aux, addon=addon, **opt_g.named("opt_g"), **opt_d.named("opt_d"))
     if gates:
         opt_arch = torch.optim.Adam(gates, lr=c["arch_lr"])
         state["opt_arch"] = opt_arch

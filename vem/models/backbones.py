@@ -135,11 +135,34 @@ def load_generator(ck: dict, state_dict=None) -> nn.Module:
 
 
 def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
-    """pix2pix/CycleGAN's ``init_weights`` (also CAT's, OMGD's, GCC's): conv/linear weights N(0, gain) (a
-    spectrally normalised one: its original weight), biases 0; BatchNorm weights N(1, gain), biases 0; other
-    norms keep PyTorch's (1, 0). ``kind='default'``: unchanged."""
+    """pix2pix/CycleGAN's ``init_weights`` (also CAT's, OMGD's, GAN-Compression's): conv/linear weights
+    N(0, gain) (a spectrally normalised one: its original weight), biases 0; BatchNorm weights N(1, gain), biases
+    0; other norms keep PyTorch's (1, 0). ``kind='default'``: unchanged.
+
+    ``kind='gcc'``: GCC's ``util.init_weights`` as it acts on its SAGAN: it only touches modules that have a
+    ``weight`` attribute, and GCC's SpectralNorm wrapper has already deleted the wrapped convolution's
+    ``weight``, so spectrally normalised convolutions keep PyTorch's default initialisation (weight and bias);
+    the other conv/linear weights N(0, gain), biases 0; BatchNorm weights N(1, gain) and biases N(0, 1)
+    (``init.normal_(m.bias.data, 0.0)``: the default standard deviation 1)."""
     if kind == "default":
         return net
+    if kind not in ("normal", "gcc"):
+        raise ValueError(f"unknown init {kind!r}; choose normal, gcc or default")
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            parametrized = getattr(m, "parametrizations", None)
+            if parametrized is not None and kind == "gcc":
+                continue
+            nn.init.normal_(parametrized.weight.original if parametrized is not None else m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            if kind == "gcc":
+                nn.init.normal_(m.bias, 0.0, 1.0)
+            else:
+                nn.init.zeros_(m.bias)
+    return net
     if kind != "normal":
         raise ValueError(f"unknown init {kind!r}; choose normal or default")
     for m in net.modules():

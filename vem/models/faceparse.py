@@ -118,8 +118,12 @@ class FaceParser(nn.Module):
         return F.interpolate(self.conv_out(self.ffm(feat8, cp8)), x.shape[2:], mode="bilinear", align_corners=True)
 
     @torch.no_grad()
-    def content_mask(self, img: torch.Tensor) -> torch.Tensor:
-        """B x 1 x H x W in {0, 1}: the face (every class but background and cloth) of images in [-1, 1]."""
+    def content_mask(self, img: torch.Tensor, antialias: bool = True) -> torch.Tensor:
+        """B x 1 x H x W in {0, 1}: the face (every class but background and cloth) of images in [-1, 1].
+
+        The 512 px parse is resized to the image's size and thresholded at 0.5: ``antialias=True`` as CAGC's
+        pruning score does it (PIL's bilinear resize, which averages when it shrinks), ``False`` as its
+        distillation's ``Get_Masked_Tensor`` (plain bilinear interpolation)."""
         x = (((img.clamp(-1, 1) + 1) / 2 * 255).floor() / 255).float()      # as the uint8 image CAGC parses
         x = F.interpolate(x, size=(PARSE_SIZE, PARSE_SIZE), mode="bilinear", align_corners=False)
         mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
@@ -127,7 +131,7 @@ class FaceParser(nn.Module):
         label = self((x - mean) / std).argmax(1, keepdim=True)
         face = ((label != BACKGROUND) & (label != CLOTH)).float()
         face = F.interpolate(face, size=img.shape[2:], mode="bilinear", align_corners=False,
-                             antialias=img.shape[-1] < PARSE_SIZE)
+                             antialias=antialias and img.shape[-1] < PARSE_SIZE)
         return (face > 0.5).to(img.dtype)
 
 

@@ -96,7 +96,8 @@ class SelfAttention(nn.Module):
 
 class ChannelGate(nn.Module):
     """GCC's ``DifferentiableOP``: per-channel alpha (init 1); forward multiplies the map by the hard mask
-    1[alpha >= threshold]; backward is straight-through (d mask / d alpha = 1)."""
+    (sign(alpha - threshold) + 1) / 2 (1 above the threshold, 0 below, 1/2 at it); backward is straight-through
+    (d mask / d alpha = 1)."""
 
     def __init__(self, channels: int, threshold: float = 0.5):
         super().__init__()
@@ -104,7 +105,7 @@ class ChannelGate(nn.Module):
         self.threshold = float(threshold)
 
     def mask(self) -> torch.Tensor:
-        hard = (self.alpha >= self.threshold).to(self.alpha.dtype)
+        hard = (torch.sign(self.alpha.detach() - self.threshold) + 1) / 2
         return hard + self.alpha - self.alpha.detach()
 
     def forward(self, x):
