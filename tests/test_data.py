@@ -398,6 +398,9 @@ def test_task_data_rows_convert_when_indexed_as_the_whole_split_would(fm, task, 
 
     atomic_save_npz(tmp_path / "d.npz", **T.build_task(task, fm, seed=0), task=np.array(task))
     data = open_task_data(tmp_path / "d.npz", task)
+    other = "fmnist_edges2shoes"         # another task's file is refused in one line (it would train on it)
+    with pytest.raises(ValueError, match=f"d.npz is task {task}'s, not {other}'s"):
+        open_task_data(tmp_path / "d.npz", other)
     for split in ("train", "test"):
         for side in ("B",) if task == "fmnist_uncond" else "AB":
             rows, whole = data.tensor(split, side), T.to_tensor(data.raw[f"{split}_{side}"], data.spec, side)

@@ -51,6 +51,11 @@ def plugin_site(tmp_path_factory):
             def __init__(self, lambda_mi=0.1): super().__init__()
             def loss(self, t): return t.sum()
 
+        class MisspeltLoss(MIAddon):     # MIAddon's zero loss would make every run the method alone
+            name = "misspelt"
+            def __init__(self, lambda_mi=0.1): super().__init__()
+            def losss(self, t, s, idx=None): return t.sum()
+
         class Scaled(MIAddon):
             name = "scaled"
             title = "Scaled hint"
@@ -133,6 +138,7 @@ def test_the_registry_builds_a_user_addon_and_checks_its_options(plugin_site):
 @pytest.mark.parametrize("addon, message", [
     ("bad_addons:NoLoss", "NoLoss lacks the add-on protocol method(s) ['loss']"),
     ("bad_addons:WrongLoss", "WrongLoss.loss must take (t, s, idx), it takes (t)"),
+    ("bad_addons:MisspeltLoss", "MisspeltLoss defines no loss of its own"),
     ("bad_addons:Missing", "does not import: AttributeError"),
     ("nosuchaddon", "unknown add-on 'nosuchaddon'"),
 ])

@@ -126,9 +126,9 @@ def test_numbers_given_through_the_command_line_config_keep_their_types():
     ok = subprocess.run(base + ["seeds=[0,3]", "overrides={omgd.iters: 18, addon.vem.train_energy: false}",
                                 "--", "results/table1.csv"], capture_output=True, text=True, env=run_env(), timeout=120)
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
-    runs = re.findall(r"python -m vem stage .*--seed (\d+) .*--overrides '([^']*)'", ok.stdout)
+    runs = re.findall(r"python -m vem stage .*--stage distill .*--seed (\d+) .*--overrides '([^']*)'", ok.stdout)
     assert {seed for seed, _ in runs} == {"0", "3"}
-    overrides = json.loads(runs[0][1])
+    overrides = json.loads(runs[0][1])         # a run-scoped stage: the add-on's keys too
     assert overrides["omgd.iters"] == 18 and overrides["addon.vem.train_energy"] is False
     assert overrides["omgd.eval_every"] == 6          # the config file's other overrides stay (merged)
     bad = subprocess.run(base + ["seeds=[0,zero]", "--", "results/table1.csv"], capture_output=True, text=True,
@@ -321,7 +321,44 @@ def test_shell_values_are_quoted_for_the_shell(tmp_path):
     cmd = next(ln for ln in res.stdout.splitlines() if "vem fetch-fmnist" in ln).split("Shell command: ")[-1]
     argv = shlex.split(cmd.split(" > ")[0])
     assert argv[argv.index("--source") + 1] == "/data/my fmnist/it's"
-    res = dry_run(tmp_path, "overrides: {omgd.iters: 7}", target="results/evalnets/feature.pt")
+    res = dry_run(tmp_path, "overrides: {omgd.iters: 7, evalnets.feature.iters: 5}",
+                  target="results/evalnets/feature.pt")
     cmd = next(ln for ln in res.stdout.splitlines() if "vem train-evalnet" in ln).split("Shell command: ")[-1]
     argv = shlex.split(cmd.split(" > ")[0])
-    assert json.loads(argv[argv.index("--overrides") + 1]) == {"omgd.iters": 7}
+    assert json.loads(argv[argv.index("--overrides") + 1]) == {"evalnets.feature.iters": 5}
+
+
+def test_a_job_is_given_and_reruns_for_only_the_overrides_of_what_it_reads(tmp_path):
+    """An OMGD key reaches OMGD's jobs only, an add-on key the run-scoped method jobs only; the evaluation
+    networks, real statistics, teachers and evaluations see neither (Snakemake would rerun them: their params
+    would change). A YAML 1.1 float ('2e-4', a string to PyYAML) is the number meant, as on the CLI."""
+    import shlex
+
+    res = dry_run(tmp_path, "\n".join([
+        "overrides: {omgd.iters: 7, omgd.lr: 2e-4, addon.vem.step_size: 10.0, teachers.original.iters: 9, "
+        "eval.batch: 64}", "methods: [omgd, gcc]", "tasks: [fmnist_edges2shoes, fmnist_uncond]", "tables: [1, 3, 4]",
+        "control: {tasks: [], methods: []}", "tuning: {tasks: [], methods: []}",
+        "dose_response: {tasks: [fmnist_edges2shoes]}"]), target="all")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    seen = {}
+    for ln in res.stdout.splitlines():
+        if "Shell command: python -m vem " not in ln or "--overrides" not in ln:
+            continue
+        argv = shlex.split(ln.split("Shell command: ")[-1].split(" > ")[0])
+        sub = argv[3]
+        if sub == "stage":
+            sub = f"stage {argv[argv.index('--method') + 1]} {argv[argv.index('--stage') + 1]}"
+        seen.setdefault(sub, set()).add(json.dumps(json.loads(argv[argv.index("--overrides") + 1]), sort_keys=True))
+    shared = {"eval.batch": 64, "teachers.original.iters": 9}
+    want = {"train-evalnet": {}, "real-stats": {"eval.batch": 64, "teachers.original.iters": 9},
+            "train-teacher": shared, "evaluate": shared,
+            "stage omgd teachers": {**shared, "omgd.iters": 7, "omgd.lr": 2e-4},
+            "stage omgd distill": {**shared, "omgd.iters": 7, "omgd.lr": 2e-4, "addon.vem.step_size": 10.0},
+            "stage gcc pretrain": shared, "stage gcc prune": shared,
+            "stage gcc distill": {**shared, "addon.vem.step_size": 10.0}}
+    assert set(want) <= set(seen), sorted(seen)
+    for sub, ov in want.items():
+        values = {json.loads(x).get("addon.vem.step_size") for x in seen[sub]}
+        if sub.endswith("distill"):         # the method alone (none) is given the add-on keys too: one run scope
+            assert values == {10.0}, (sub, seen[sub])
+        assert json.dumps(ov, sort_keys=True) in seen[sub] and len(seen[sub]) == 1, (sub, seen[sub])

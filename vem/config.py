@@ -121,10 +121,9 @@ def _coerce(key: str, old, new):
     return new
 
 
-def override_value(text: str):
-    """A ``--set KEY=VALUE`` value: read as YAML (numbers, booleans, null, lists), and a string that reads as a
-    number taken as that number (YAML 1.1 reads "1e38" or "2e-4" as strings; a number was meant)."""
-    val = yaml.safe_load(text)
+def number_meant(val):
+    """A string that reads as a number taken as that number: YAML 1.1 (PyYAML, Snakemake's ``--config``) reads
+    "1e38" or "2e-4" as strings, where a number was meant. Other values pass through."""
     if isinstance(val, str):
         try:
             return float(val)
@@ -133,8 +132,13 @@ def override_value(text: str):
     return val
 
 
+def override_value(text: str):
+    """A ``--set KEY=VALUE`` value: read as YAML (numbers, booleans, null, lists), see ``number_meant``."""
+    return number_meant(yaml.safe_load(text))
+
+
 def unflatten(overrides: dict) -> dict:
-    """{"omgd.iters": 5} -> {"omgd": {"iters": 5}}; nested mappings pass through."""
+    """{"omgd.iters": 5} -> {"omgd": {"iters": 5}}; nested mappings pass through; a value as ``number_meant``."""
     out: dict = {}
     for k, v in (overrides or {}).items():
         parts = str(k).split(".")
@@ -143,8 +147,17 @@ def unflatten(overrides: dict) -> dict:
             if not isinstance(d.setdefault(p, {}), dict):
                 raise ConfigError(f"override {k!r} conflicts with a non-mapping value given for {p!r}")
             d = d[p]
-        _deep_update(d, parts[-1], v)
+        _deep_update(d, parts[-1], numbers_meant(v))
     return out
+
+
+def numbers_meant(v):
+    """``number_meant`` of every value of a (nested) mapping or list."""
+    if isinstance(v, dict):
+        return {k: numbers_meant(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [numbers_meant(x) for x in v]
+    return number_meant(v)
 
 
 def _deep_update(d: dict, key: str, v) -> None:

@@ -19,7 +19,7 @@ import json
 import os
 import re
 
-from .config import ConfigError, method_kinds, resolve
+from .config import ConfigError, method_kinds, numbers_meant, resolve
 from .data.tasks import get_task
 from .methods import get_method, label, method_ids
 from .mi.registry import canonical
@@ -65,6 +65,17 @@ def arm_list(arms: str) -> list[str]:
 _MISSING = object()
 
 
+# The config sections each kind of job reads; a job is given (and Snakemake tracks) only their overrides.
+# A method's jobs read its own section too, and its run-scoped ones the add-ons' (``addon``).
+JOB_SECTIONS = {
+    "evalnet": ("evalnets",),                          # train_classifier_net, train_segmenter
+    "evaluate": ("eval", "data", "teachers"),          # real_stats, evaluate_teacher, evaluate_run (the Original's
+                                                       # architecture for the latency ratio)
+    "teacher": ("teachers", "eval", "data"),           # train_teacher (its val curve)
+    "method": ("teachers", "eval", "data", "evalnets"),
+}
+
+
 class Plan:
     def __init__(self, config: dict):
         self.config = config
@@ -81,7 +92,7 @@ class Plan:
                 section["addons"] = [canonical(a) for a in given]
                 self.addon_paths.update((i, a) for i, a in zip(section["addons"], given) if i != a)
         config["methods"] = self._canonical_methods(config["methods"])   # before overrides set their keys
-        self.overrides = config.get("overrides") or {}
+        self.overrides = numbers_meant(config.get("overrides") or {})   # "2e-4" (YAML 1.1) is 0.0002
         self.cfg = {t: resolve(t, self.overrides) for t in self.tasks}
         self.methods = self._methods(config["methods"])
         self.mcfg = {(t, m): resolve(t, self.overrides, m) for m in self.methods for t in self.method_tasks(m)}
@@ -181,8 +192,11 @@ class Plan:
         chosen = self.config.get("checkpoint_selection", "final")
         return chosen if get_method(method).keeps_snapshots else "final"
 
-    def overrides_json(self) -> str:
-        return json.dumps(self.overrides, sort_keys=True)
+    def overrides_json(self, job: str) -> str:
+        """The overrides a job of kind ``job`` (a key of ``JOB_SECTIONS``) is given: those of the config sections
+        it reads. A job's ``params`` are these, so Snakemake reruns it only when one of them changes (all of
+        them would rerun the evaluation networks and the teachers for ``omgd.iters``)."""
+        return self._json(self.overrides, JOB_SECTIONS[job])
 
     # ---- files --------------------------------------------------------------------------------------
     def data_file(self, task: str) -> str:
@@ -242,7 +256,13 @@ class Plan:
         return out
 
     def run_overrides_json(self, method: str, arms: str = "", addon: str | None = None) -> str:
-        return json.dumps({**self.overrides, **self.arm_overrides(method, arms, addon)}, sort_keys=True)
+        """A run-scoped method job's: the method's own section, the add-ons' and the shared ones, with the arms'."""
+        return self._json({**self.overrides, **self.arm_overrides(method, arms, addon)},
+                          (method, "addon", *JOB_SECTIONS["method"]))
+
+    @staticmethod
+    def _json(overrides: dict, sections) -> str:
+        return json.dumps({k: v for k, v in overrides.items() if str(k).split(".")[0] in sections}, sort_keys=True)
 
     def stage_file(self, task: str, method: str, stage, variant: str) -> str:
         final = stage == self.stages(task, method)[-1]
@@ -287,7 +307,9 @@ class Plan:
     def variant_overrides_json(self, method: str, variant: str) -> str:
         """The overrides of a stage job: the configured ones, plus a run's arms for a run-scoped stage."""
         scope, addon, _, _, arms = parse_variant(variant)
-        return self.run_overrides_json(method, arms, addon) if scope == "run" else self.overrides_json()
+        if scope == "run":
+            return self.run_overrides_json(method, arms, addon)
+        return self._json(self.overrides, (method, *JOB_SECTIONS["method"]))   # no add-on before the run's stages
 
     # ---- tables --------------------------------------------------------------------------------------
     def table_tasks(self, n: int) -> list[str]:

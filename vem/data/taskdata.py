@@ -29,6 +29,9 @@ class TaskData:
                 self.raw = {k: z[k] for k in z.files}
         except Exception as e:  # noqa: BLE001
             raise ValueError(f"prepared data {path} is unreadable: {type(e).__name__}: {e}") from None
+        stored = str(self.raw["task"]) if "task" in self.raw else None
+        if stored is not None and stored != task:
+            raise ValueError(f"prepared data {path} is task {stored}'s, not {task}'s")
         sides = "B" if self.spec.kind == "unconditional" else "AB"
         need = [f"{s}_{side}" for s in ("train", "val", "test") for side in sides]
         missing = [k for k in need if k not in self.raw]

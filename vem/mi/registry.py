@@ -49,6 +49,10 @@ def check_class(cls, where: str) -> str:
     missing = [m for m in PROTOCOL if not callable(getattr(cls, m, None))]
     if missing:
         raise ConfigError(f"{where}: {cls.__name__} lacks the add-on protocol method(s) {missing}")
+    owner = next(k for k in cls.__mro__ if "loss" in vars(k))
+    if owner.__module__ == "vem.mi.base":     # MIAddon's loss is zero: the runs would be the method alone
+        raise ConfigError(f"{where}: {cls.__name__} defines no loss of its own (MIAddon's is zero: its runs would "
+                          "be the method alone)")
     for meth, args in PROTOCOL.items():
         sig = inspect.signature(getattr(cls, meth)).parameters.values()
         params = [p for p in sig if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]     # after self

@@ -95,7 +95,6 @@ except (ConfigError, ValueError) as e:
 # module:Class add-ons and methods: every job registers them too
 os.environ.update(PLAN.plugin_env())
 SCALE = PLAN.scale
-OVERRIDES = PLAN.overrides_json()
 
 
 RUN_META = {

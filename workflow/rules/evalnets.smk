@@ -15,7 +15,7 @@ rule train_classifier_net:
     threads: 1
     params:
         seed=config["evalnet_seed"],
-        overrides=OVERRIDES,
+        overrides=PLAN.overrides_json("evalnet"),
     message:
         "Train the {wildcards.kind} network on real Fashion-MNIST train images"
     shell:
@@ -39,7 +39,7 @@ rule train_segmenter:
     threads: 1
     params:
         seed=config["evalnet_seed"],
-        overrides=OVERRIDES,
+        overrides=PLAN.overrides_json("evalnet"),
     message:
         "Train the scenes segmenter (DRN-D-105 role) on real train scenes"
     shell:
@@ -63,7 +63,7 @@ rule real_stats:
         "../../envs/vem.yaml"
     threads: 1
     params:
-        overrides=OVERRIDES,
+        overrides=PLAN.overrides_json("evaluate"),
     message:
         "Real feature statistics of {wildcards.task}"
     shell:

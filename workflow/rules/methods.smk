@@ -83,7 +83,7 @@ rule evaluate_run:
     params:
         stats=real_stats_arg,
         selection=lambda w: PLAN.selection(w.method),
-        overrides=lambda w: PLAN.run_overrides_json(w.method, w.arms, w.addon),
+        overrides=PLAN.overrides_json("evaluate"),
         arms=lambda w: f"--arms {w.arms}" if w.arms else "",
     message:
         "Evaluate {wildcards.task} {wildcards.method} + {wildcards.addon} seed {wildcards.seed} on the test split"

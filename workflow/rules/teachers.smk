@@ -14,7 +14,7 @@ rule train_teacher:
     threads: 1
     params:
         seed=config["teacher_seed"],
-        overrides=OVERRIDES,
+        overrides=PLAN.overrides_json("teacher"),
         every=config["checkpoint_every"],
     message:
         "Train the {wildcards.role} teacher of {wildcards.task}"
@@ -48,7 +48,7 @@ rule evaluate_teacher:
             if PLAN.teacher_path(w.task).startswith("results/")
             else ""
         ),
-        overrides=OVERRIDES,
+        overrides=PLAN.overrides_json("evaluate"),
     message:
         "Evaluate the Original model of {wildcards.task} on the test split"
     shell:
