@@ -131,3 +131,20 @@ def test_source_commit_names_the_checkout_or_says_unknown(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", source_commit())
     assert source_commit(str(tmp_path)) == "unknown"
     assert versions()["vem_commit"] == source_commit()
+
+
+def test_the_help_names_every_dataset_weights_file_and_paper_model():
+    """The help texts are written out (building the parser imports nothing heavy); they must not go stale."""
+    from vem.cli import build_parser
+    from vem.data.paper_datasets import DATASETS, WEIGHTS
+    from vem.models.backbones import PAPER_MODELS
+
+    subs = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    helps = {c.dest: c.help for c in subs._choices_actions}
+    for name in DATASETS:
+        assert name in helps["dataset"], name
+    for name in WEIGHTS:
+        assert name in helps["weights"], name
+    model = next(a for a in subs.choices["profile"]._actions if a.dest == "model").help
+    for name in PAPER_MODELS:
+        assert name in model, name

@@ -301,12 +301,13 @@ def cmd_methods(args):
     for mid in method_ids():
         m = get_method(mid)
         doc = (type(m).__doc__ or sys.modules[type(m).__module__].__doc__ or "").strip()
-        print(f"{mid} ({m.title}): {doc.splitlines()[0] if doc else ''}")
+        first = " ".join(doc.split("\n\n")[0].split()).split(". ")[0].rstrip(".")   # the first sentence
+        print(f"{mid} ({m.title}): {first}")
         for task, spec in TASKS.items():
             if spec.kind in method_kinds(mid, spec.scale) and m.compresses(
                     resolve(task)["teachers"]["original"].get("arch")):
                 cfg = resolve(task, method=mid)
-                addon = m.addon_stage(cfg)
+                addon = m.addon_stage(cfg) if m.combines_addons else None     # Slimming: runs without one
                 stages = " -> ".join(f"{s.name} [{s.scope}{', add-on' if s == addon else ''}]"
                                      for s in m.checked_stages(cfg))
                 print(f"  {task:22s} {stages}")
@@ -670,14 +671,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="the .png (a .pdf twin is written beside it)")
 
     sp = add("dataset", cmd_dataset, "download (or take the manual downloads of), verify and extract a paper "
-                                     "dataset: edges2shoes-r, horse2zebra, summer2winter_yosemite, cityscapes")
+                                     "dataset: edges2shoes-r, horse2zebra, summer2winter_yosemite, cityscapes, "
+                                     "celeba, ffhq")
     sp.add_argument("--name", required=True)
     sp.add_argument("--out", required=True, help="folder to create (a .complete marker is written last)")
     sp.add_argument("--cache", default="resources/downloads", help="where archives are kept (resumable)")
-    sp.add_argument("--manual-dir", default=None, help="folder with licence-gated manual downloads (cityscapes)")
+    sp.add_argument("--manual-dir", default=None, help="folder with manual downloads (cityscapes, celeba, ffhq)")
 
     sp = add("weights", cmd_weights, "put a metric network's weights in place: inception_legacy (pytorch-fid), "
-                                     "inception_clean (clean-fid), drn_d_105_cityscapes; downloaded or --path")
+                                     "inception_clean (clean-fid), vgg16, drn_d_105_cityscapes, lpips_vgg, "
+                                     "bisenet_face; downloaded or --path")
     sp.add_argument("--name", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--path", default=None, help="an existing copy (offline cluster nodes)")
@@ -685,8 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("profile", cmd_profile, "MACs/params of a generator (torchprofile convention: a ConvTranspose "
                                      "is counted per OUTPUT pixel, as GAN-Compression/OMGD/CAT report)")
     sp.add_argument("--model", required=True, help="a paper name (unet_256, unet_deepest_256, resnet_9blocks, "
-                                                   "mobile_resnet_9blocks, mobile_deepest_resnet) "
-                                                   "or a backbone id (unet, resnet, ...)")
+                                                   "mobile_resnet_9blocks, mobile_deepest_resnet, "
+                                                   "inception_9blocks, super_mobile_resnet_9blocks, sagan_64, "
+                                                   "stylegan2_256) or a backbone id (unet, resnet, ...)")
     sp.add_argument("--ngf", type=_int(1), default=64)
     sp.add_argument("--size", type=_int(8), default=None, help="image size (default 256; an unconditional "
                                                                "paper model's own: sagan_64 64)")
