@@ -163,15 +163,3 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
             else:
                 nn.init.zeros_(m.bias)
     return net
-    if kind != "normal":
-        raise ValueError(f"unknown init {kind!r}; choose normal or default")
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            parametrized = getattr(m, "parametrizations", None)
-            nn.init.normal_(parametrized.weight.original if parametrized is not None else m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)
-    return net
