@@ -6,7 +6,7 @@ Stages (training code in ``baselines.gcc.train``):
 * ``pretrain`` (per task): SAGAN at the pre-training width (paper ngf 48) with L1 on the generator's BN
   scales (``bn_l1`` 1e-2, added to their gradients as strength x sign), plain discriminator, 1/10 of the
   Original's epochs;
-* ``prune`` (per task): bisection on a global |gamma| threshold until the generator's MACs - counted in
+* ``prune`` (per task): bisection on a global, signed gamma threshold until the generator's MACs - counted in
   GCC's convention (``vem.metrics.cost.count_macs_thop_legacy``) - are within ``tolerance`` of
   ``target_macs``; the pruned widths only (GCC re-initialises the student, nothing is inherited);
 * ``distill`` (per run, with the add-on): a teacher SAGAN (paper ngf 64) trained from scratch beside the
@@ -58,7 +58,7 @@ class GCC(Method):
     def stages(self, cfg: dict) -> tuple[Stage, ...]:
         name, needs, what = self.last_stage
         return (Stage("pretrain", "task", help="SAGAN at the pre-training width with L1 on the BN scales"),
-                Stage("prune", "task", ("pretrain",), "bisection on a global |gamma| threshold to the MAC budget "
+                Stage("prune", "task", ("pretrain",), "bisection on a global gamma threshold to the MAC budget "
                                                       "(GCC's counting convention)"),
                 Stage(name, "run", ("prune",) + needs, what))
 

@@ -132,7 +132,7 @@ class SAGANGenerator(nn.Module):
         self.last = nn.Sequential(nn.ConvTranspose2d(widths[-1], out_nc, 4, 2, 1), nn.Tanh())
 
     def bn_layers(self) -> list[nn.BatchNorm2d]:
-        """The BN of ``l1 .. ln`` (what GCC's pruning ranks by |gamma|)."""
+        """The BN of ``l1 .. ln`` (what GCC's pruning ranks by their signed scales)."""
         return [getattr(self, f"l{i}")[1] for i in range(1, self.n + 1)]
 
     def forward_taps(self, z) -> tuple[torch.Tensor, dict]:
