@@ -14,7 +14,7 @@ unless the inductor's on-disk caches hold the graph). A compiled step is not bit
 from __future__ import annotations
 
 import argparse
-import statistics
+import functools
 import sys
 import time
 from pathlib import Path
@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.batching import interleaved  # noqa: E402
 
 
 def networks():
@@ -66,16 +68,10 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         step(compiled)
         first = time.perf_counter() - t0
-        times = {eager: [], compiled: []}
-        for i in range(a.reps + 3):
-            for m in (eager, compiled):
-                t0 = time.perf_counter()
-                step(m)
-                if i >= 3:
-                    times[m].append(time.perf_counter() - t0)
-        e, c = (1e3 * statistics.median(times[m]) for m in (eager, compiled))
-        rows.append({"network": kind, "eager_ms": round(e, 2), "compiled_ms": round(c, 2),
-                     "speed_up": round(e / c, 2), "first_compiled_step_s": round(first, 1)})
+        variants = {"eager": functools.partial(step, eager), "compiled": functools.partial(step, compiled)}
+        e, c = (r["median_ms"] for r in interleaved(kind, variants, a.reps))
+        rows.append({"network": kind, "eager_ms": e, "compiled_ms": c, "speed_up": round(e / c, 2),
+                     "first_compiled_step_s": round(first, 1)})
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print(df.to_markdown(index=False))
