@@ -381,6 +381,7 @@ def _gcc_list(net) -> list:
 
 
 def test_duplicated_parameters_take_two_adam_updates_as_torchs_adam_on_gccs_list():
+    import copy
     import warnings
 
     from baselines.gcc.train import _Adam, listed_twice
@@ -398,7 +399,7 @@ def test_duplicated_parameters_take_two_adam_updates_as_torchs_adam_on_gccs_list
         for p in gcc:
             counts[id(p)] = counts.get(id(p), 0) + 1
         assert {i for i, n in counts.items() if n == 2} == {id(p) for p in twice} and max(counts.values()) == 2
-        ref_net = __import__("copy").deepcopy(net)
+        ref_net = copy.deepcopy(net)
         ref_gcc = _gcc_list(ref_net)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")       # torch warns of the duplicates (GCC's list has them)
